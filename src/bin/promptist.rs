@@ -1,0 +1,2 @@
+//! The `promptist` command-line tool.
+fn main() {}

@@ -1,0 +1,1 @@
+//! capi (placeholder, filled in by its owner).

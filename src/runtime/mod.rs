@@ -1,0 +1,1 @@
+//! runtime (placeholder, filled in by its owner).

@@ -1,0 +1,1 @@
+//! text (placeholder, filled in by its owner).

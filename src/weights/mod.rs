@@ -1,0 +1,1 @@
+//! weights (placeholder, filled in by its owner).
