@@ -1,1 +1,6 @@
-//! bundle (placeholder, filled in by its owner).
+//! Model bundle: a folder with a `promptist.json` manifest and one sub-folder per component
+//! (layout in DESIGN.md, "The model bundle").
+
+pub mod manifest;
+
+pub use manifest::{Component, FileEntry, Manifest, Provenance, FORMAT_VERSION, MANIFEST_FILE};
