@@ -1,2 +1,0 @@
-//! The `promptist` command-line tool.
-fn main() {}

@@ -1,0 +1,8 @@
+//! `promptist convert` (owned by its module's author; not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> promptist::Result<()> {
+    Err(promptist::Error::Internal("`convert` is not built yet".into()))
+}

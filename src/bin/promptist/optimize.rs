@@ -1,0 +1,8 @@
+//! `promptist optimize` (owned by its module's author; not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> promptist::Result<()> {
+    Err(promptist::Error::Internal("`optimize` is not built yet".into()))
+}

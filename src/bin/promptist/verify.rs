@@ -1,0 +1,8 @@
+//! `promptist verify` (owned by its module's author; not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> promptist::Result<()> {
+    Err(promptist::Error::Internal("`verify` is not built yet".into()))
+}
