@@ -5,9 +5,11 @@ pub mod error;
 
 pub mod bundle;
 pub mod capi;
+pub mod diffusion;
 pub mod engine;
 pub mod export;
 pub mod policy;
+pub mod reward;
 pub mod runtime;
 pub mod text;
 pub mod weights;

@@ -1,1 +1,4 @@
-//! text (placeholder, filled in by its owner).
+//! Tokenizers: GPT-2 byte-level BPE for the policy, CLIP BPE for the scorer (the `tokenizers` crate).
+
+pub mod clip;
+pub mod gpt2;

@@ -1,0 +1,1 @@
+//! Stable Diffusion pipeline and schedulers (placeholder; owner: score helper).

@@ -1,0 +1,1 @@
+//! The Promptist reward: CLIP relevance and aesthetic score (placeholder; owner: score helper).

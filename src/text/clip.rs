@@ -1,0 +1,1 @@
+//! CLIP BPE tokenizer (placeholder; owner: score helper).

@@ -1,0 +1,1 @@
+//! Reader for PyTorch zip-pickle checkpoints (placeholder; owner: bundle helper).
