@@ -33,7 +33,11 @@ fn gpt2_ids_match_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ref.json");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/tok_reference.py");
-    let st = Command::new(python()).arg(&script).arg(&out).status().expect("running the Python reference");
+    let st = Command::new(python())
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("running the Python reference");
     assert!(st.success(), "tok_reference.py failed: {st}");
     let recs: Vec<Record> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert!(recs.len() >= 200, "only {} reference strings", recs.len());
@@ -50,9 +54,22 @@ fn gpt2_ids_match_transformers() {
         }
         let dec = tok.decode(&ids).unwrap();
         if dec != r.decoded || dec != r.text {
-            mismatches.push(format!("{:?}: decoded ours {:?} transformers {:?}", r.text, dec, r.decoded));
+            mismatches.push(format!(
+                "{:?}: decoded ours {:?} transformers {:?}",
+                r.text, dec, r.decoded
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} strings differ:\n{}", mismatches.len(), recs.len(), mismatches.join("\n"));
-    eprintln!("{} strings, {} tokens: identical ids and round trips", recs.len(), tokens);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} strings differ:\n{}",
+        mismatches.len(),
+        recs.len(),
+        mismatches.join("\n")
+    );
+    eprintln!(
+        "{} strings, {} tokens: identical ids and round trips",
+        recs.len(),
+        tokens
+    );
 }

@@ -15,7 +15,11 @@ fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/promptist/venv/bin/python");
-    assert!(p.is_file(), "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON", p.display());
+    assert!(
+        p.is_file(),
+        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON",
+        p.display()
+    );
     p
 }
 
@@ -123,7 +127,13 @@ fn compare(dir: &Path, name: &str, ckpt: &Path) -> (usize, usize) {
 fn torch_save_checkpoints_match_torch_load() {
     let dir = tempfile::tempdir().unwrap();
     let aesthetic = aesthetic_head();
-    let st = Command::new(python()).arg("-c").arg(MAKE).arg(dir.path()).arg(&aesthetic).status().expect("running python");
+    let st = Command::new(python())
+        .arg("-c")
+        .arg(MAKE)
+        .arg(dir.path())
+        .arg(&aesthetic)
+        .status()
+        .expect("running python");
     assert!(st.success(), "writing the test checkpoints failed");
     let mut total = (0, 0);
     for name in ["f32", "f16", "bf16", "views", "nested", "proto4"] {
@@ -167,5 +177,8 @@ fn not_a_checkpoint() {
     let e = load(&p).unwrap_err();
     assert_eq!(e.code(), promptist::Code::ModelFormat);
     assert!(e.to_string().contains("x.bin"), "{e}");
-    assert_eq!(load(&dir.path().join("missing.bin")).unwrap_err().code(), promptist::Code::Io);
+    assert_eq!(
+        load(&dir.path().join("missing.bin")).unwrap_err().code(),
+        promptist::Code::Io
+    );
 }

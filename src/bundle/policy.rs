@@ -45,7 +45,10 @@ impl PolicyConfig {
     pub fn from_json(v: &serde_json::Value, origin: &str) -> Result<Self> {
         let bad = |m: String| Error::BundleInvalid(format!("{origin}: {m}"));
         let raw: RawConfig = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
-        let need = |x: Option<usize>, name: &str| x.filter(|&n| n > 0).ok_or_else(|| bad(format!("`{name}` is missing or 0")));
+        let need = |x: Option<usize>, name: &str| {
+            x.filter(|&n| n > 0)
+                .ok_or_else(|| bad(format!("`{name}` is missing or 0")))
+        };
         let cfg = PolicyConfig {
             n_ctx: need(raw.n_positions.or(raw.n_ctx), "n_positions")?,
             vocab_size: need(raw.vocab_size, "vocab_size")?,
@@ -55,10 +58,16 @@ impl PolicyConfig {
             eos_token_id: raw.eos_token_id.unwrap_or(crate::text::gpt2::EOS_ID),
         };
         if !cfg.n_embd.is_multiple_of(cfg.n_head) {
-            return Err(bad(format!("n_embd {} is not a multiple of n_head {}", cfg.n_embd, cfg.n_head)));
+            return Err(bad(format!(
+                "n_embd {} is not a multiple of n_head {}",
+                cfg.n_embd, cfg.n_head
+            )));
         }
         if cfg.eos_token_id as usize >= cfg.vocab_size {
-            return Err(bad(format!("eos_token_id {} is outside vocab_size {}", cfg.eos_token_id, cfg.vocab_size)));
+            return Err(bad(format!(
+                "eos_token_id {} is outside vocab_size {}",
+                cfg.eos_token_id, cfg.vocab_size
+            )));
         }
         Ok(cfg)
     }

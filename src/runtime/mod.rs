@@ -44,7 +44,9 @@ impl std::str::FromStr for ProviderChoice {
             "cpu" => Ok(ProviderChoice::Cpu),
             "cuda" => Ok(ProviderChoice::Cuda),
             "auto" => Ok(ProviderChoice::Auto),
-            other => Err(crate::Error::InvalidOptions(format!("unknown provider `{other}` (expected cpu, cuda or auto)"))),
+            other => Err(crate::Error::InvalidOptions(format!(
+                "unknown provider `{other}` (expected cpu, cuda or auto)"
+            ))),
         }
     }
 }

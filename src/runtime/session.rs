@@ -29,8 +29,14 @@ pub struct IoNames {
 }
 
 impl IoNames {
-    pub fn new<I: Into<String>, O: Into<String>>(inputs: impl IntoIterator<Item = I>, outputs: impl IntoIterator<Item = O>) -> Self {
-        IoNames { inputs: inputs.into_iter().map(Into::into).collect(), outputs: outputs.into_iter().map(Into::into).collect() }
+    pub fn new<I: Into<String>, O: Into<String>>(
+        inputs: impl IntoIterator<Item = I>,
+        outputs: impl IntoIterator<Item = O>,
+    ) -> Self {
+        IoNames {
+            inputs: inputs.into_iter().map(Into::into).collect(),
+            outputs: outputs.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -42,13 +48,21 @@ impl Runtime {
     /// Load `model` on the requested provider and check its tensor names (`expect`, if given).
     /// Returns the session and the provider that runs it: `Cuda` fails with ProviderUnavailable when
     /// the CUDA provider cannot be registered; `Auto` falls back to CPU in that case.
-    pub fn session(&self, model: &Path, opts: &SessionOptions, expect: Option<&IoNames>) -> Result<(Session, ProviderKind)> {
+    pub fn session(
+        &self,
+        model: &Path,
+        opts: &SessionOptions,
+        expect: Option<&IoNames>,
+    ) -> Result<(Session, ProviderKind)> {
         if !model.is_file() {
             return Err(Error::ModelFormat(format!("model file not found: {}", model.display())));
         }
         let (session, kind) = match opts.provider {
             ProviderChoice::Cpu => (self.build(model, opts, None)?, ProviderKind::Cpu),
-            ProviderChoice::Cuda => (self.build(model, opts, Some(cuda_ep(opts.device_id)))?, ProviderKind::Cuda),
+            ProviderChoice::Cuda => (
+                self.build(model, opts, Some(cuda_ep(opts.device_id)))?,
+                ProviderKind::Cuda,
+            ),
             ProviderChoice::Auto => match self.build(model, opts, Some(cuda_ep(opts.device_id))) {
                 Ok(s) => (s, ProviderKind::Cuda),
                 Err(Error::ProviderUnavailable(_)) => (self.build(model, opts, None)?, ProviderKind::Cpu),
@@ -65,7 +79,9 @@ impl Runtime {
         let infer = |e: ort::Error| Error::Inference(format!("creating a session for {}: {e}", model.display()));
         let mut b = Session::builder(&self.env).map_err(infer)?;
         if opts.intra_op_threads > 0 {
-            b = b.with_intra_threads(opts.intra_op_threads).map_err(|e| infer(e.into()))?;
+            b = b
+                .with_intra_threads(opts.intra_op_threads)
+                .map_err(|e| infer(e.into()))?;
         }
         if let Some(ep) = ep {
             b = b.with_execution_providers([ep]).map_err(|e| {

@@ -77,7 +77,9 @@ impl TensorData {
             DType::BF16 => chunks.map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             DType::F64 => chunks.map(|c| f64::from_le_bytes(arr8(c)) as f32).collect(),
             DType::I64 => chunks.map(|c| i64::from_le_bytes(arr8(c)) as f32).collect(),
-            DType::I32 => chunks.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+            DType::I32 => chunks
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
             DType::I16 => chunks.map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
             DType::I8 => chunks.map(|c| c[0] as i8 as f32).collect(),
             DType::U8 | DType::Bool => chunks.map(|c| c[0] as f32).collect(),
@@ -103,7 +105,10 @@ fn err(m: impl Into<String>) -> Error {
 pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| {
-        err(format!("{} is not a torch.save zip checkpoint ({e}); legacy (pre-1.6) pickles are not supported", path.display()))
+        err(format!(
+            "{} is not a torch.save zip checkpoint ({e}); legacy (pre-1.6) pickles are not supported",
+            path.display()
+        ))
     })?;
     let pkl_name = (0..zip.len())
         .filter_map(|i| zip.name_for_index(i).map(str::to_string))
@@ -112,7 +117,11 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     if let Ok(bo) = read_entry(&mut zip, &format!("{prefix}byteorder")) {
         if bo != b"little" {
-            return Err(err(format!("{}: byte order {:?} is not supported", path.display(), String::from_utf8_lossy(&bo))));
+            return Err(err(format!(
+                "{}: byte order {:?} is not supported",
+                path.display(),
+                String::from_utf8_lossy(&bo)
+            )));
         }
     }
     let pkl = read_entry(&mut zip, &pkl_name)?;
@@ -127,16 +136,20 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
             let bytes = read_entry(&mut zip, &format!("{prefix}data/{}", t.storage.key))?;
             storages.insert(t.storage.key.clone(), bytes);
         }
-        let data = materialise(&t, &storages[&t.storage.key]).map_err(|e| err(format!("{}: tensor `{name}`: {e}", path.display())))?;
+        let data = materialise(&t, &storages[&t.storage.key])
+            .map_err(|e| err(format!("{}: tensor `{name}`: {e}", path.display())))?;
         out.push((name, data));
     }
     Ok(out)
 }
 
 fn read_entry<R: std::io::Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, name: &str) -> Result<Vec<u8>> {
-    let mut f = zip.by_name(name).map_err(|e| err(format!("checkpoint entry `{name}`: {e}")))?;
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| err(format!("checkpoint entry `{name}`: {e}")))?;
     let mut buf = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut buf).map_err(|e| Error::io(format!("reading checkpoint entry `{name}`"), e))?;
+    f.read_to_end(&mut buf)
+        .map_err(|e| Error::io(format!("reading checkpoint entry `{name}`"), e))?;
     Ok(buf)
 }
 
@@ -184,12 +197,21 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
     let StorageRef { dtype, numel, .. } = t.storage;
     let es = dtype.size();
     if storage.len() < numel * es {
-        return Err(format!("storage {} has {} bytes, expected {} elements of {es}", t.storage.key, storage.len(), numel));
+        return Err(format!(
+            "storage {} has {} bytes, expected {} elements of {es}",
+            t.storage.key,
+            storage.len(),
+            numel
+        ));
     }
     let count: usize = t.shape.iter().product();
     let mut bytes = Vec::with_capacity(count * es);
     if count == 0 {
-        return Ok(TensorData { dtype, shape: t.shape.clone(), bytes });
+        return Ok(TensorData {
+            dtype,
+            shape: t.shape.clone(),
+            bytes,
+        });
     }
     let last = t.offset + t.shape.iter().zip(&t.stride).map(|(&n, &s)| (n - 1) * s).sum::<usize>();
     if last >= numel {
@@ -226,7 +248,11 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
             }
         }
     }
-    Ok(TensorData { dtype, shape: t.shape.clone(), bytes })
+    Ok(TensorData {
+        dtype,
+        shape: t.shape.clone(),
+        bytes,
+    })
 }
 
 #[cfg(test)]
@@ -234,7 +260,16 @@ mod tests {
     use super::*;
 
     fn view(shape: Vec<usize>, stride: Vec<usize>, offset: usize, numel: usize) -> TensorRef {
-        TensorRef { storage: StorageRef { dtype: DType::F32, key: "0".into(), numel }, offset, shape, stride }
+        TensorRef {
+            storage: StorageRef {
+                dtype: DType::F32,
+                key: "0".into(),
+                numel,
+            },
+            offset,
+            shape,
+            stride,
+        }
     }
 
     fn f32s(v: &[f32]) -> Vec<u8> {
@@ -246,13 +281,26 @@ mod tests {
         let s = f32s(&[0., 1., 2., 3., 4., 5., 6.]);
         // A 2x3 transposed view of a 3x2 matrix starting at element 1.
         let t = materialise(&view(vec![2, 3], vec![1, 2], 1, 7), &s).unwrap();
-        assert_eq!(TensorData { dtype: DType::F32, shape: vec![2, 3], bytes: f32s(&[1., 3., 5., 2., 4., 6.]) }, t);
+        assert_eq!(
+            TensorData {
+                dtype: DType::F32,
+                shape: vec![2, 3],
+                bytes: f32s(&[1., 3., 5., 2., 4., 6.])
+            },
+            t
+        );
         let t = materialise(&view(vec![3], vec![1], 4, 7), &s).unwrap();
         assert_eq!(t.to_f32().unwrap(), vec![4., 5., 6.]);
         let t = materialise(&view(vec![], vec![], 2, 7), &s).unwrap();
         assert_eq!(t.to_f32().unwrap(), vec![2.]);
         assert!(materialise(&view(vec![4], vec![2], 1, 7), &s).is_err());
-        assert_eq!(materialise(&view(vec![4], vec![2], 0, 7), &s).unwrap().to_f32().unwrap(), vec![0., 2., 4., 6.]);
+        assert_eq!(
+            materialise(&view(vec![4], vec![2], 0, 7), &s)
+                .unwrap()
+                .to_f32()
+                .unwrap(),
+            vec![0., 2., 4., 6.]
+        );
         assert_eq!(materialise(&view(vec![0, 3], vec![3, 1], 0, 7), &s).unwrap().numel(), 0);
     }
 }

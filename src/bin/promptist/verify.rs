@@ -14,9 +14,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> promptist::Result<()> {
-    let checksums = if args.skip_checksums { Checksums::Skip } else { Checksums::Verify };
+    let checksums = if args.skip_checksums {
+        Checksums::Skip
+    } else {
+        Checksums::Verify
+    };
     let m = read_manifest(&args.bundle)?;
-    println!("bundle: {} (format {}) at {}", m.name, m.format_version, args.bundle.display());
+    println!(
+        "bundle: {} (format {}) at {}",
+        m.name,
+        m.format_version,
+        args.bundle.display()
+    );
     if !m.description.is_empty() {
         println!("description: {}", m.description);
     }
@@ -56,7 +65,11 @@ pub fn run(args: Args) -> promptist::Result<()> {
     } else {
         println!("policy: absent (optimize is not available with this bundle)");
     }
-    let how = if args.skip_checksums { "sizes checked, sha256 skipped" } else { "sizes and sha256 match" };
+    let how = if args.skip_checksums {
+        "sizes checked, sha256 skipped"
+    } else {
+        "sizes and sha256 match"
+    };
     println!("OK: {files} files, {bytes} bytes ({how})");
     Ok(())
 }

@@ -95,7 +95,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| err("pickle data ends early"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| err("pickle data ends early"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -119,7 +123,10 @@ impl<'a> Reader<'a> {
     }
     fn line(&mut self) -> Result<&'a str> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&c| c == b'\n').ok_or_else(|| err("pickle text line without newline"))?;
+        let n = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or_else(|| err("pickle text line without newline"))?;
         self.pos += n + 1;
         std::str::from_utf8(&rest[..n]).map_err(|_| err("pickle text line is not UTF-8"))
     }
@@ -166,9 +173,16 @@ fn call(func: Global, args: Value) -> Result<Value> {
             let shape = int_tuple(&args[2], "tensor size")?;
             let stride = int_tuple(&args[3], "tensor stride")?;
             if shape.len() != stride.len() {
-                return Err(err(format!("tensor size {shape:?} and stride {stride:?} differ in rank")));
+                return Err(err(format!(
+                    "tensor size {shape:?} and stride {stride:?} differ in rank"
+                )));
             }
-            Ok(Value::Tensor(TensorRef { storage: storage.clone(), offset: as_usize(&args[1], "storage offset")?, shape, stride }))
+            Ok(Value::Tensor(TensorRef {
+                storage: storage.clone(),
+                offset: as_usize(&args[1], "storage offset")?,
+                shape,
+                stride,
+            }))
         }
         Global::RebuildParameter => match args.first() {
             Some(t @ Value::Tensor(_)) => Ok(t.clone()),
@@ -179,7 +193,9 @@ fn call(func: Global, args: Value) -> Result<Value> {
 }
 
 fn persistent_load(pid: Value) -> Result<Value> {
-    let Value::Tuple(t) = pid else { return Err(err(format!("persistent id is not a tuple: {pid:?}"))) };
+    let Value::Tuple(t) = pid else {
+        return Err(err(format!("persistent id is not a tuple: {pid:?}")));
+    };
     match t.as_slice() {
         [Value::Str(kind), Value::Global(Global::Storage(dtype)), key, _location, numel] if kind == "storage" => {
             let key = match key {
@@ -187,7 +203,11 @@ fn persistent_load(pid: Value) -> Result<Value> {
                 Value::Int(i) => i.to_string(),
                 other => return Err(err(format!("storage key {other:?}"))),
             };
-            Ok(Value::Storage(StorageRef { dtype: *dtype, key, numel: as_usize(numel, "storage size")? }))
+            Ok(Value::Storage(StorageRef {
+                dtype: *dtype,
+                key,
+                numel: as_usize(numel, "storage size")?,
+            }))
         }
         other => Err(err(format!("unsupported persistent id {other:?}"))),
     }
@@ -207,10 +227,16 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
         }
     }
     fn pop_mark(stack: &mut Vec<Item>) -> Result<Vec<Value>> {
-        let at = stack.iter().rposition(|i| matches!(i, Item::Mark)).ok_or_else(|| err("pickle: no MARK"))?;
+        let at = stack
+            .iter()
+            .rposition(|i| matches!(i, Item::Mark))
+            .ok_or_else(|| err("pickle: no MARK"))?;
         let items = stack.split_off(at + 1);
         stack.pop();
-        Ok(items.into_iter().filter_map(|i| if let Item::V(v) = i { Some(v) } else { None }).collect())
+        Ok(items
+            .into_iter()
+            .filter_map(|i| if let Item::V(v) = i { Some(v) } else { None })
+            .collect())
     }
     fn top(stack: &mut [Item]) -> Result<&mut Value> {
         match stack.last_mut() {
@@ -219,8 +245,10 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
         }
     }
     fn set_items(target: &Value, kv: Vec<Value>) -> Result<()> {
-        let Value::Dict(d) = target else { return Err(err(format!("SETITEM(S) on a non-dict {target:?}"))) };
-        if kv.len() % 2 != 0 {
+        let Value::Dict(d) = target else {
+            return Err(err(format!("SETITEM(S) on a non-dict {target:?}")));
+        };
+        if !kv.len().is_multiple_of(2) {
             return Err(err("SETITEMS with an odd number of values"));
         }
         let mut d = d.borrow_mut();
@@ -231,7 +259,9 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
         Ok(())
     }
     fn append(target: &Value, vs: Vec<Value>) -> Result<()> {
-        let Value::List(l) = target else { return Err(err(format!("APPEND(S) on a non-list {target:?}"))) };
+        let Value::List(l) = target else {
+            return Err(err(format!("APPEND(S) on a non-list {target:?}")));
+        };
         l.borrow_mut().extend(vs);
         Ok(())
     }
@@ -258,7 +288,11 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
             b'K' => stack.push(Item::V(Value::Int(r.u8()? as i64))),
             b'M' => stack.push(Item::V(Value::Int(r.u16()? as i64))),
             0x8a | 0x8b => {
-                let n = if op == 0x8a { r.u8()? as usize } else { r.u32()? as usize };
+                let n = if op == 0x8a {
+                    r.u8()? as usize
+                } else {
+                    r.u32()? as usize
+                };
                 let b = r.take(n)?;
                 if n > 8 {
                     return Err(err(format!("pickle integer of {n} bytes is too large")));
@@ -315,7 +349,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
                 stack.push(Item::V(v));
             }
             b')' => stack.push(Item::V(tuple(Vec::new()))),
-            0x85 | 0x86 | 0x87 => {
+            0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -377,7 +411,9 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
             b'R' => {
                 let args = pop(&mut stack)?;
                 let func = pop(&mut stack)?;
-                let Value::Global(g) = func else { return Err(err(format!("REDUCE on a non-callable {func:?}"))) };
+                let Value::Global(g) = func else {
+                    return Err(err(format!("REDUCE on a non-callable {func:?}")));
+                };
                 stack.push(Item::V(call(g, args)?));
             }
             b'b' => {
@@ -403,7 +439,10 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
             }
             b'h' | b'j' => {
                 let i = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
-                let v = memo.get(&i).ok_or_else(|| err(format!("pickle memo {i} is empty")))?.clone();
+                let v = memo
+                    .get(&i)
+                    .ok_or_else(|| err(format!("pickle memo {i} is empty")))?
+                    .clone();
                 stack.push(Item::V(v));
             }
             b'0' => {
@@ -439,7 +478,10 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert!(matches!(&d[0], (Value::Str(k), Value::Int(1)) if k == "a"));
         let Value::List(l) = &d[1].1 else { panic!() };
-        assert!(matches!(l.borrow().as_slice(), [Value::Bool(true), Value::None, Value::Int(-2)]));
+        assert!(matches!(
+            l.borrow().as_slice(),
+            [Value::Bool(true), Value::None, Value::Int(-2)]
+        ));
         let Value::Tuple(t) = &d[2].1 else { panic!() };
         assert!(matches!(t.as_slice(), [Value::Float(f)] if *f == 3.5));
     }
