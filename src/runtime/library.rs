@@ -123,7 +123,8 @@ impl Runtime {
             .build()
             .map_err(|e| {
                 Error::RuntimeNotFound(format!(
-                    "{} loaded but its environment failed: {e}",
+                    "{} loaded but its ONNX Runtime environment could not be created (ort allows one per \
+                     process; was ort used before promptist::runtime::Runtime::get?): {e}",
                     info.path.display()
                 ))
             })?;

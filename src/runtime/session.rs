@@ -83,6 +83,7 @@ impl Runtime {
                 .with_intra_threads(opts.intra_op_threads)
                 .map_err(|e| infer(e.into()))?;
         }
+        let with_cuda = ep.is_some();
         if let Some(ep) = ep {
             b = b.with_execution_providers([ep]).map_err(|e| {
                 Error::ProviderUnavailable(format!(
@@ -94,7 +95,20 @@ impl Runtime {
                 ))
             })?;
         }
-        b.commit_from_file(model).map_err(infer)
+        b.commit_from_file(model).map_err(|e| {
+            // The CUDA provider can register and still fail when the session starts (no device,
+            // missing cuDNN/cuBLAS): that is the provider being unavailable, not a bad model.
+            let msg = e.to_string();
+            let lower = msg.to_ascii_lowercase();
+            if with_cuda && ["cuda", "cudnn", "cublas"].iter().any(|w| lower.contains(w)) {
+                Error::ProviderUnavailable(format!(
+                    "the CUDA provider failed to start a session for {}: {msg}",
+                    model.display()
+                ))
+            } else {
+                infer(e)
+            }
+        })
     }
 }
 
