@@ -87,8 +87,12 @@ fn sound_bundle_opens() {
     let e = b.component("unet").unwrap_err();
     assert_eq!(e.code(), Code::NotInBundle);
     assert!(e.to_string().contains("`unet`"), "{e}");
-    let tok = promptist::text::Gpt2Tokenizer::from_tokenizer_json(&p.tokenizer).unwrap();
+    let tok = p.load_tokenizer().unwrap();
     assert_eq!(tok.eos_id(), p.config.eos_token_id);
+    assert_eq!(
+        tok.encode("a cat Rephrase:").unwrap(),
+        vec![64, 3797, 1432, 11840, 589, 25]
+    );
 }
 
 #[test]
@@ -213,7 +217,7 @@ fn verify_cli_reports() {
     assert!(out.contains("OK: 3 files"), "{out}");
     assert!(out.contains("RANDOM weights"), "{out}");
     assert!(
-        out.contains("policy: n_ctx 64 vocab 50257 n_layer 2 n_head 2 n_embd 16 eos 50256"),
+        out.contains("policy: n_ctx 64 vocab 50257 n_layer 2 n_head 2 n_embd 16 eos 50256; tokenizer 50257 tokens"),
         "{out}"
     );
 

@@ -94,3 +94,28 @@ pub struct PolicyFiles {
     pub config_file: PathBuf,
     pub config: PolicyConfig,
 }
+
+impl PolicyFiles {
+    /// Load the policy's `tokenizer.json`, checked against the config: the same EOS id and a
+    /// vocabulary that fits the model's embedding (BundleInvalid otherwise).
+    pub fn load_tokenizer(&self) -> Result<crate::text::Gpt2Tokenizer> {
+        let tok = crate::text::Gpt2Tokenizer::from_tokenizer_json(&self.tokenizer)?;
+        if tok.eos_id() != self.config.eos_token_id {
+            return Err(Error::BundleInvalid(format!(
+                "{}: <|endoftext|> is id {}, but the policy config says eos_token_id {}",
+                self.tokenizer.display(),
+                tok.eos_id(),
+                self.config.eos_token_id
+            )));
+        }
+        if tok.vocab_size() > self.config.vocab_size {
+            return Err(Error::BundleInvalid(format!(
+                "{}: {} tokens, more than the policy's vocab_size {}",
+                self.tokenizer.display(),
+                tok.vocab_size(),
+                self.config.vocab_size
+            )));
+        }
+        Ok(tok)
+    }
+}

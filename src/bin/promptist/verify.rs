@@ -58,9 +58,16 @@ pub fn run(args: Args) -> promptist::Result<()> {
     let b = Bundle::open(&args.bundle, Checksums::Skip)?;
     if let Ok(p) = b.policy() {
         let c = p.config;
+        let tok = p.load_tokenizer()?;
         println!(
-            "policy: n_ctx {} vocab {} n_layer {} n_head {} n_embd {} eos {}",
-            c.n_ctx, c.vocab_size, c.n_layer, c.n_head, c.n_embd, c.eos_token_id
+            "policy: n_ctx {} vocab {} n_layer {} n_head {} n_embd {} eos {}; tokenizer {} tokens",
+            c.n_ctx,
+            c.vocab_size,
+            c.n_layer,
+            c.n_head,
+            c.n_embd,
+            c.eos_token_id,
+            tok.vocab_size()
         );
     } else {
         println!("policy: absent (optimize is not available with this bundle)");
