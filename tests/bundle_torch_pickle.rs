@@ -1,6 +1,7 @@
 //! promptist::weights::torch_pickle against torch itself: checkpoints written by `torch.save` in the
 //! Python venv at test time (f32, f16, bf16, int64, bool, transposed and sliced views, shared
-//! storages, parameters, nested dicts and lists, pickle protocols 2 and 4, a non-"archive" folder),
+//! storages, parameters, nested dicts and lists, pickle protocols 2 and 4, a non-"archive" folder,
+//! a tiny transformers GPT2LMHeadModel state dict with tied embeddings),
 //! and the real LAION aesthetic head. Every element is compared bit for bit (tolerance 0) with the
 //! tensors torch.load returns, which Python saves as safetensors next to each checkpoint.
 
@@ -79,6 +80,11 @@ write("views", {"t": base.t(), "slice": base[1:, ::2], "base": base, "row": base
 write("nested", {"state_dict": model.state_dict(), "epoch": 3, "name": "ckpt", "lr": 0.5, "flag": None,
                  "list": [torch.randn(2), (torch.randn(1, 2), 7)], "param": torch.nn.Parameter(torch.randn(2, 2))})
 write("proto4", {"a.b": torch.randn(3, 3).half().t(), "c": torch.randn(2, 8).to(torch.bfloat16)[:, 1::3]}, pickle_protocol=4)
+import transformers
+gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=32, vocab_size=100))
+sd = gpt2.state_dict()
+assert sd["lm_head.weight"].data_ptr() == sd["transformer.wte.weight"].data_ptr()  # tied: one storage
+write("pytorch_model", sd)
 torch.save({"when": datetime.date(2024, 1, 1), "w": torch.zeros(1)}, out / "global.pt")
 expect("aesthetic", aesthetic)
 "#;
@@ -136,7 +142,7 @@ fn torch_save_checkpoints_match_torch_load() {
         .expect("running python");
     assert!(st.success(), "writing the test checkpoints failed");
     let mut total = (0, 0);
-    for name in ["f32", "f16", "bf16", "views", "nested", "proto4"] {
+    for name in ["f32", "f16", "bf16", "views", "nested", "proto4", "pytorch_model"] {
         let (n, e) = compare(dir.path(), name, &dir.path().join(format!("{name}.pt")));
         eprintln!("{name}: {n} tensors, {e} elements identical");
         total = (total.0 + n, total.1 + e);

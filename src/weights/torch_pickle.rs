@@ -129,15 +129,32 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
 
     let mut refs = Vec::new();
     collect(&root, String::new(), &mut refs, 0)?;
+    // Each storage is read once and dropped after its last tensor, so peak memory stays near the
+    // output size plus the largest shared storage.
+    let mut remaining: HashMap<String, usize> = HashMap::new();
+    for (_, t) in &refs {
+        *remaining.entry(t.storage.key.clone()).or_default() += 1;
+    }
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut out = Vec::with_capacity(refs.len());
     for (name, t) in refs {
-        if !storages.contains_key(&t.storage.key) {
-            let bytes = read_entry(&mut zip, &format!("{prefix}data/{}", t.storage.key))?;
-            storages.insert(t.storage.key.clone(), bytes);
+        let key = &t.storage.key;
+        if !storages.contains_key(key) {
+            let bytes = read_entry(&mut zip, &format!("{prefix}data/{key}"))?;
+            storages.insert(key.clone(), bytes);
         }
-        let data = materialise(&t, &storages[&t.storage.key])
-            .map_err(|e| err(format!("{}: tensor `{name}`: {e}", path.display())))?;
+        let data = match storages.get(key) {
+            Some(bytes) => {
+                materialise(&t, bytes).map_err(|e| err(format!("{}: tensor `{name}`: {e}", path.display())))?
+            }
+            None => return Err(Error::Internal(format!("storage {key} vanished"))),
+        };
+        if let Some(n) = remaining.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                storages.remove(key);
+            }
+        }
         out.push((name, data));
     }
     Ok(out)
