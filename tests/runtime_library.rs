@@ -44,7 +44,9 @@ fn me() -> PathBuf {
 fn child_entry() {
     let Ok(scenario) = std::env::var(CHILD_VAR) else { return };
     let explicit = std::env::var_os("PROMPTIST_CHILD_EXPLICIT").map(PathBuf::from);
+    assert!(promptist::runtime::library::loaded().is_none());
     let r = Runtime::get(explicit.as_deref());
+    assert_eq!(promptist::runtime::library::loaded().is_some(), r.is_ok());
     match scenario.as_str() {
         "load" => {
             let rt = r.unwrap();

@@ -148,6 +148,11 @@ impl Runtime {
     }
 }
 
+/// The library this process has loaded, if any (loads nothing).
+pub fn loaded() -> Option<LibraryInfo> {
+    RUNTIME.lock().ok().and_then(|g| g.as_ref().map(|(_, info)| info.clone()))
+}
+
 fn same_file(p: &Path, info: &LibraryInfo) -> bool {
     let canon = |q: &Path| std::fs::canonicalize(q).ok();
     let want = canon(p);
