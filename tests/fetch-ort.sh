@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
-# Provision the ONNX Runtime shared library from PyPI's onnxruntime wheel (ort's own CDN download
-# cannot work on machines that reach only the package registries). Idempotent; prints the path of
-# the library on stdout. Usage: ORT_DYLIB_PATH=$(bash tests/fetch-ort.sh)
+# Provision the ONNX Runtime shared library from PyPI's onnxruntime wheel (ort's CDN download cannot
+# be reached here). Idempotent: prints the library path; downloads only when the cache lacks it.
+#   usage: tests/fetch-ort.sh [VERSION]        (default 1.31.1)
+#   export ORT_DYLIB_PATH="$(tests/fetch-ort.sh)"
+# Needs only python3 with pip. Cache: ${PROMPTIST_CACHE:-~/.cache/promptist}/ort/VERSION/
 set -euo pipefail
-version="${ORT_VERSION:-1.31.1}"
-dir="${PROMPTIST_CACHE:-$HOME/.cache/promptist}/ort/$version"
-lib="$dir/libonnxruntime.so.$version"
-if [ ! -f "$lib" ]; then
-  mkdir -p "$dir"
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  echo "[fetch-ort] downloading onnxruntime==$version from PyPI" >&2
-  "${PYTHON:-python3}" -m pip download -q --no-deps --only-binary=:all: "onnxruntime==$version" -d "$tmp" >&2
-  whl="$(ls "$tmp"/onnxruntime-"$version"-*.whl | head -n1)"
-  "${PYTHON:-python3}" - "$whl" "$dir" "$version" <<'PY'
-import sys, zipfile, os
-whl, out, ver = sys.argv[1:]
-with zipfile.ZipFile(whl) as z:
-    name = f"onnxruntime/capi/libonnxruntime.so.{ver}"
-    data = z.read(name)
-tmp = os.path.join(out, f".libonnxruntime.so.{ver}.part")
-with open(tmp, "wb") as f:
-    f.write(data)
-os.replace(tmp, os.path.join(out, f"libonnxruntime.so.{ver}"))
+version="${1:-1.31.1}"
+cache="${PROMPTIST_CACHE:-$HOME/.cache/promptist}/ort/$version"
+lib="$cache/libonnxruntime.so.$version"
+python="${PYTHON:-python3}"
+if [ ! -s "$lib" ]; then
+    mkdir -p "$cache/wheel"
+    if ! ls "$cache"/wheel/onnxruntime-"$version"-*.whl >/dev/null 2>&1; then
+        "$python" -m pip download --quiet --no-deps --only-binary=:all: "onnxruntime==$version" -d "$cache/wheel" >&2
+    fi
+    wheel="$(ls "$cache"/wheel/onnxruntime-"$version"-*.whl | head -n 1)"
+    tmp="$(mktemp -d "$cache/unzip.XXXXXX")"
+    "$python" - "$wheel" "$tmp" "$version" <<'PY'
+import sys, zipfile
+wheel, out, version = sys.argv[1:4]
+name = f"onnxruntime/capi/libonnxruntime.so.{version}"
+with zipfile.ZipFile(wheel) as z:
+    if name not in z.namelist():
+        sys.exit(f"{wheel} has no {name}")
+    z.extract(name, out)
 PY
-  ln -sf "libonnxruntime.so.$version" "$dir/libonnxruntime.so"
+    mv "$tmp/onnxruntime/capi/libonnxruntime.so.$version" "$lib.part"
+    mv "$lib.part" "$lib"
+    rm -rf "$tmp"
 fi
+ln -sfn "libonnxruntime.so.$version" "$cache/libonnxruntime.so"
 echo "$lib"
