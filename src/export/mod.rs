@@ -9,3 +9,7 @@ pub mod gpt2_config;
 pub use gpt2::{build_gpt2, Gpt2ExportOptions};
 pub use gpt2_config::Gpt2Config;
 pub mod tiny;
+pub mod convert;
+
+pub use convert::{convert_checkpoint, ConvertOptions};
+pub use tiny::{random_gpt2_weights, write_random_checkpoint};

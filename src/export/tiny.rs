@@ -7,9 +7,13 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::gpt2_config::Gpt2Config;
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::gpt2_config::{Gpt2Config, RANDOM_INIT_KEY};
+use crate::weights::safetensors_io::{write_safetensors, StoreDtype};
 use crate::weights::{Tensor, WeightMap};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Default multiplier of the token-embedding std (0.02 * 30 = 0.6; logits std about 5 for width 64).
 pub const DEFAULT_SCALE: f32 = 30.0;
@@ -60,6 +64,36 @@ pub fn random_gpt2_weights(cfg: &Gpt2Config, seed: u64, scale: f32) -> Result<We
     m.insert("transformer.ln_f.weight", r.tensor(&[e], 1.0, 0.1)?);
     m.insert("transformer.ln_f.bias", r.tensor(&[e], 0.0, 0.02)?);
     Ok(m)
+}
+
+/// Write a Hugging Face style checkpoint folder with random weights: `config.json` (marked
+/// `"promptist_random_init": true` with the seed and scale), `model.safetensors` (f32, tied head
+/// omitted) and the GPT-2 tokenizer (`tokenizer.json`, `tokenizer_config.json`).
+pub fn write_random_checkpoint(out: &Path, cfg: &Gpt2Config, seed: u64, scale: f32) -> Result<()> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::InvalidOptions(format!("scale must be a positive number, got {scale}")));
+    }
+    let mut cfg = cfg.clone();
+    cfg.extra.insert(RANDOM_INIT_KEY.into(), true.into());
+    cfg.extra.insert("promptist_init_seed".into(), seed.into());
+    cfg.extra.insert("promptist_init_scale".into(), serde_json::json!(scale));
+    let weights = random_gpt2_weights(&cfg, seed, scale)?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| Error::io(format!("writing {}", out.join(file).display()), e));
+    write("config.json", (cfg.to_json_pretty()? + "\n").as_bytes())?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_safetensors(&weights, &out.join("model.safetensors"), StoreDtype::F32, Some(meta))?;
+    write("tokenizer.json", crate::text::gpt2::EMBEDDED_TOKENIZER_JSON)?;
+    let tok_cfg = serde_json::json!({
+        "tokenizer_class": "GPT2Tokenizer",
+        "bos_token": crate::text::gpt2::EOS_TOKEN,
+        "eos_token": crate::text::gpt2::EOS_TOKEN,
+        "unk_token": crate::text::gpt2::EOS_TOKEN,
+        "add_prefix_space": false,
+        "model_max_length": cfg.context(),
+    });
+    write("tokenizer_config.json", (tok_cfg.to_string() + "\n").as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]
