@@ -32,7 +32,11 @@ pub struct ConvertOptions {
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, name: None, external_threshold_bytes: SaveOptions::default().external_threshold_bytes }
+        Self {
+            dtype: DType::F32,
+            name: None,
+            external_threshold_bytes: SaveOptions::default().external_threshold_bytes,
+        }
     }
 }
 
@@ -51,7 +55,12 @@ pub fn checkpoint_tokenizer(dir: &Path) -> Result<Gpt2Tokenizer> {
 
 /// Convert the checkpoint folder `checkpoint` into a bundle at `out`; `progress` receives one line
 /// per stage (the CLI prints them to stderr).
-pub fn convert_checkpoint(checkpoint: &Path, out: &Path, opts: &ConvertOptions, progress: &mut dyn FnMut(&str)) -> Result<Manifest> {
+pub fn convert_checkpoint(
+    checkpoint: &Path,
+    out: &Path,
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Manifest> {
     if !checkpoint.is_dir() {
         return Err(Error::ModelFormat(format!("checkpoint folder {} does not exist", checkpoint.display())));
     }
@@ -78,7 +87,11 @@ pub fn convert_checkpoint(checkpoint: &Path, out: &Path, opts: &ConvertOptions, 
     let model = build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype })?;
     drop(weights);
     let name = opts.name.clone().unwrap_or_else(|| {
-        checkpoint.canonicalize().ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "promptist".into())
+        checkpoint
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "promptist".into())
     });
     let random = cfg.random_init();
     let source = match (random, cfg.extra.get("promptist_init_seed")) {
@@ -99,9 +112,15 @@ pub fn convert_checkpoint(checkpoint: &Path, out: &Path, opts: &ConvertOptions, 
     let mut bundle = BundleWriter::create(out, &name, &description, provenance)?;
     let dir = bundle.component_dir(POLICY_COMPONENT)?;
     progress("writing policy/model.onnx");
-    let saved = save_model(&model, &dir.join("model.onnx"), &SaveOptions { external_threshold_bytes: opts.external_threshold_bytes })?;
+    let saved = save_model(
+        &model,
+        &dir.join("model.onnx"),
+        &SaveOptions { external_threshold_bytes: opts.external_threshold_bytes },
+    )?;
     drop(model);
-    let write = |file: &str, text: &str| std::fs::write(dir.join(file), text).map_err(|e| Error::io(format!("writing {}", dir.join(file).display()), e));
+    let write = |file: &str, text: &str| {
+        std::fs::write(dir.join(file), text).map_err(|e| Error::io(format!("writing {}", dir.join(file).display()), e))
+    };
     write("tokenizer.json", &tokenizer.to_json()?)?;
     write("config.json", &(cfg.to_json_pretty()? + "\n"))?;
 

@@ -20,7 +20,9 @@ impl CheckpointFormat {
     /// The file read (the index file for sharded checkpoints).
     pub fn path(&self) -> &Path {
         match self {
-            CheckpointFormat::Safetensors(p) | CheckpointFormat::ShardedSafetensors(p) | CheckpointFormat::PytorchBin(p) => p,
+            CheckpointFormat::Safetensors(p)
+            | CheckpointFormat::ShardedSafetensors(p)
+            | CheckpointFormat::PytorchBin(p) => p,
         }
     }
 }
@@ -47,14 +49,17 @@ pub fn load_checkpoint_weights(dir: &Path) -> Result<(WeightMap, CheckpointForma
 
 fn read_sharded(dir: &Path, index: &Path) -> Result<WeightMap> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(format!("reading {}", index.display()), e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", index.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", index.display())))?;
     let wm = v
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::ModelFormat(format!("{}: no \"weight_map\" object", index.display())))?;
     let mut shards = BTreeSet::new();
     for (name, file) in wm {
-        let f = file.as_str().ok_or_else(|| Error::ModelFormat(format!("{}: weight {name} maps to a non-string", index.display())))?;
+        let f = file
+            .as_str()
+            .ok_or_else(|| Error::ModelFormat(format!("{}: weight {name} maps to a non-string", index.display())))?;
         if f.contains('/') || f.contains('\\') || f.contains("..") {
             return Err(Error::ModelFormat(format!("{}: shard name {f:?} is not a plain file name", index.display())));
         }

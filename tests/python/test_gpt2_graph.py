@@ -121,3 +121,17 @@ def test_make_tiny_convert_marks_random(tmp_path):
     ck2 = tmp_path / "ck2"
     ref.run_cli("make-tiny", "--out", ck2, "--seed", "5")
     assert (ck / "model.safetensors").read_bytes() == (ck2 / "model.safetensors").read_bytes()
+    # the untied, scaled LM head loads in transformers and the graph matches it (fp32 tolerance)
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(ck).eval()
+    assert not model.config.tie_word_embeddings
+    g = ref.OrtGpt2(bundle / "policy" / "model.onnx", {k: cfg[k] for k in ("n_layer", "n_head", "n_embd")})
+    rng = np.random.default_rng(5)
+    ids, mask, pos = ref.left_padded_batch(rng, cfg["vocab_size"], 9, [0, 4])
+    want, _ = ref.hf_forward(model, ids, mask, pos)
+    got, _ = g.run(ids, mask, pos, g.empty_past(2))
+    d = ref.max_abs(got, want)
+    top2 = np.sort(want[:, -1, :], axis=-1)[:, -2:]
+    print(f"\nmake-tiny (scale default) logits max abs diff {d:.3g}; last-position top-1 margins {top2[:, 1] - top2[:, 0]}")
+    assert d <= FP32_TOL
