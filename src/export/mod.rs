@@ -5,6 +5,7 @@
 pub mod gpt2;
 pub mod gpt2_config;
 pub mod onnx;
+pub mod optimum_import;
 
 pub use gpt2::{build_gpt2, Gpt2ExportOptions};
 pub use gpt2_config::Gpt2Config;

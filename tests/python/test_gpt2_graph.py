@@ -135,3 +135,38 @@ def test_make_tiny_convert_marks_random(tmp_path):
     top2 = np.sort(want[:, -1, :], axis=-1)[:, -2:]
     print(f"\nmake-tiny (scale default) logits max abs diff {d:.3g}; last-position top-1 margins {top2[:, 1] - top2[:, 0]}")
     assert d <= FP32_TOL
+
+
+def test_convert_imports_optimum_style_onnx_folder(tmp_path):
+    """A folder with an ONNX export (model.onnx + model.onnx_data, config.json, tokenizer.json, no
+    PyTorch weights) is validated and copied; a merged decoder (use_cache_branch) is refused."""
+    import shutil
+
+    ck = tmp_path / "ck"
+    ref.run_cli("make-tiny", "--out", ck, "--seed", "3")
+    first = tmp_path / "first"
+    ref.run_cli("convert", "--checkpoint", ck, "--out", first, "--dtype", "fp16")
+    exported = tmp_path / "exported"
+    shutil.copytree(first / "policy", exported)
+    bundle = tmp_path / "bundle"
+    ref.run_cli("convert", "--checkpoint", exported, "--out", bundle)
+    m = check_bundle(bundle)
+    pol = m["components"]["policy"]
+    assert set(pol["files"]) == {"policy/model.onnx", "policy/model.onnx_data", "policy/tokenizer.json", "policy/config.json"}
+    assert pol["config"]["promptist_onnx_dtype"] == "float16"  # the imported graph keeps its own type
+    assert pol["files"]["policy/model.onnx_data"] == m_files(first)["policy/model.onnx_data"]
+
+    merged = tmp_path / "merged"
+    shutil.copytree(exported, merged)
+    model = onnx.load(str(merged / "model.onnx"), load_external_data=False)
+    model.graph.input.append(onnx.helper.make_tensor_value_info("use_cache_branch", onnx.TensorProto.BOOL, [1]))
+    onnx.save(model, str(merged / "model.onnx"))
+    import subprocess
+
+    r = subprocess.run([str(ref.promptist_bin()), "convert", "--checkpoint", str(merged), "--out", str(tmp_path / "b2")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "use_cache_branch" in r.stderr, r.stderr
+
+
+def m_files(bundle):
+    return json.loads((bundle / "promptist.json").read_text())["components"]["policy"]["files"]
