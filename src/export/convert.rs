@@ -16,9 +16,8 @@ use crate::text::gpt2::Gpt2Tokenizer;
 use crate::weights::load_checkpoint_weights;
 use crate::{Error, Result};
 
-/// The policy component's name and kind in the manifest.
-pub const POLICY_COMPONENT: &str = "policy";
-pub const POLICY_KIND: &str = "gpt2-policy";
+/// The policy component's name and kind in the manifest (defined by the bundle reader).
+pub use crate::bundle::policy::{POLICY as POLICY_COMPONENT, POLICY_KIND};
 /// Key added to the policy's manifest config: "float32" or "float16" (the graph's weight/KV type).
 pub const ONNX_DTYPE_KEY: &str = "promptist_onnx_dtype";
 

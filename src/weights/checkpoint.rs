@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{read_safetensors, WeightMap};
+use super::{read_safetensors, Tensor, WeightMap};
 use crate::{Error, Result};
 
 /// Which file a checkpoint's weights came from.
@@ -77,10 +77,14 @@ fn read_sharded(dir: &Path, index: &Path) -> Result<WeightMap> {
     Ok(out)
 }
 
-/// `pytorch_model.bin` through the zip-pickle reader (src/weights/torch_pickle.rs).
+/// `pytorch_model.bin` through the zip-pickle reader (src/weights/torch_pickle.rs); every tensor is
+/// converted to f32 (non-float entries such as GPT-2's legacy `attn.bias` / `attn.masked_bias`
+/// buffers become f32 too and are simply not used by the graph builder).
 fn read_pytorch_bin(path: &Path) -> Result<WeightMap> {
-    Err(Error::ModelFormat(format!(
-        "{}: reading PyTorch pickle checkpoints is not available in this build yet; convert it to model.safetensors first",
-        path.display()
-    )))
+    let mut out = WeightMap::new();
+    for (name, t) in super::torch_pickle::load(path)? {
+        let data = t.to_f32()?;
+        out.insert(name, Tensor::new(t.shape, data)?);
+    }
+    Ok(out)
 }

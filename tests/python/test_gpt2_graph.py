@@ -107,6 +107,26 @@ def test_fp16_parity_tiny(tmp_path):
     parity(tmp_path, ref.TINY, seed=99, dtype="fp16", tol_fn=lambda want: FP16_TOL * (1.0 + float(np.abs(want).max())))
 
 
+def test_pytorch_model_bin_checkpoint(tmp_path):
+    """The same parity from a `pytorch_model.bin` (torch.save zip) checkpoint, incl. its tied head."""
+    ck = tmp_path / "ck"
+    model = ref.make_hf_checkpoint(ck, ref.TINY, seed=7, safe=False)
+    if not (ck / "pytorch_model.bin").is_file():  # transformers 5 may not write .bin: write it ourselves
+        for f in ck.glob("*.safetensors"):
+            f.unlink()
+        torch.save(model.state_dict(), ck / "pytorch_model.bin")
+    assert not list(ck.glob("*.safetensors"))
+    bundle = tmp_path / "bundle"
+    ref.run_cli("convert", "--checkpoint", ck, "--out", bundle)
+    g = ref.OrtGpt2(bundle / "policy" / "model.onnx", ref.TINY)
+    ids, mask, pos = ref.left_padded_batch(np.random.default_rng(7), 50257, 6, [2, 0])
+    want, _ = ref.hf_forward(model, ids, mask, pos)
+    got, _ = g.run(ids, mask, pos, g.empty_past(2))
+    d = ref.max_abs(got, want)
+    print(f"\npytorch_model.bin: logits max abs diff {d:.3g}")
+    assert d <= FP32_TOL
+
+
 def test_make_tiny_convert_marks_random(tmp_path):
     ck = tmp_path / "ck"
     ref.run_cli("make-tiny", "--out", ck, "--seed", "5")
