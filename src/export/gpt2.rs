@@ -276,7 +276,7 @@ fn scaled_qkv(wt: &Tensor, bt: &Tensor, e: usize, scale: f32) -> (Vec<f32>, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tiny::random_gpt2_weights;
+    use crate::export::tiny::{random_gpt2_weights, LmHead};
 
     fn small() -> Gpt2Config {
         let mut c = Gpt2Config::tiny();
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn io_names_follow_optimum() {
         let cfg = small();
-        let w = random_gpt2_weights(&cfg, 1, 1.0).unwrap();
+        let w = random_gpt2_weights(&cfg, 1, LmHead::Untied { scale: 1.0 }).unwrap();
         let m = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap();
         let ins: Vec<&str> = m.graph.input.iter().map(|i| i.name.as_str()).collect();
         let outs: Vec<&str> = m.graph.output.iter().map(|o| o.name.as_str()).collect();
@@ -312,8 +312,7 @@ mod tests {
     #[test]
     fn tied_head_shares_wte_and_prefix_is_optional() {
         let cfg = small();
-        let mut w = random_gpt2_weights(&cfg, 2, 1.0).unwrap();
-        w.tensors.remove("lm_head.weight");
+        let w = random_gpt2_weights(&cfg, 2, LmHead::Tied).unwrap();
         let unprefixed = WeightMap {
             tensors: w
                 .tensors
@@ -333,12 +332,12 @@ mod tests {
     #[test]
     fn missing_or_misshapen_weight_is_model_format() {
         let cfg = small();
-        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        let mut w = random_gpt2_weights(&cfg, 3, LmHead::Tied).unwrap();
         w.tensors.remove("transformer.h.1.mlp.c_fc.bias");
         let e = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap_err();
         assert_eq!(e.code(), crate::Code::ModelFormat);
         assert!(e.to_string().contains("h.1.mlp.c_fc.bias"), "{e}");
-        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        let mut w = random_gpt2_weights(&cfg, 3, LmHead::Tied).unwrap();
         w.insert("transformer.wpe.weight", Tensor::new(vec![8, 64], vec![0.0; 512]).unwrap());
         assert!(build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).is_err());
     }

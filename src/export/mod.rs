@@ -13,4 +13,4 @@ pub mod convert;
 pub mod tiny;
 
 pub use convert::{convert_checkpoint, ConvertOptions};
-pub use tiny::{random_gpt2_weights, write_random_checkpoint};
+pub use tiny::{random_gpt2_weights, write_random_checkpoint, LmHead};
