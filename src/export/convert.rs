@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::gpt2::{build_gpt2, Gpt2ExportOptions};
+use super::gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 use super::gpt2_config::Gpt2Config;
 use super::onnx::{save_model, DType, SaveOptions};
 use super::optimum_import::{find_optimum_onnx, inspect_optimum_gpt2};
@@ -30,6 +30,8 @@ pub struct ConvertOptions {
     pub name: Option<String>,
     /// Tensors of at least this many bytes go to `model.onnx_data` (`None`: all inline).
     pub external_threshold_bytes: Option<usize>,
+    /// Attention ops of the graph (standard ONNX ops by default).
+    pub attention: AttentionImpl,
 }
 
 impl Default for ConvertOptions {
@@ -38,6 +40,7 @@ impl Default for ConvertOptions {
             dtype: DType::F32,
             name: None,
             external_threshold_bytes: SaveOptions::default().external_threshold_bytes,
+            attention: AttentionImpl::Standard,
         }
     }
 }
@@ -101,7 +104,7 @@ pub fn convert_checkpoint(
         None => {
             let (weights, format) = load_checkpoint_weights(checkpoint)?;
             progress(&format!("weights: {} tensors from {}", weights.len(), format.path().display()));
-            Some(build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype })?)
+            Some(build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype, attention: opts.attention })?)
         }
     };
     let name = opts.name.clone().unwrap_or_else(|| {

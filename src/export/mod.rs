@@ -7,7 +7,7 @@ pub mod gpt2_config;
 pub mod onnx;
 pub mod optimum_import;
 
-pub use gpt2::{build_gpt2, Gpt2ExportOptions};
+pub use gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 pub use gpt2_config::Gpt2Config;
 pub mod convert;
 pub mod tiny;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use promptist::export::gpt2::AttentionImpl;
 use promptist::export::onnx::DType;
 use promptist::export::{convert_checkpoint, ConvertOptions};
 
@@ -20,6 +21,9 @@ pub struct Args {
     /// Bundle name in the manifest (default: the checkpoint folder's name).
     #[arg(long)]
     name: Option<String>,
+    /// Attention ops: standard ONNX ops, or ONNX Runtime's fused com.microsoft.MultiHeadAttention.
+    #[arg(long, value_parser = ["standard", "ort-mha"], default_value = "standard")]
+    attention: String,
     /// Tensors of at least this many bytes go to model.onnx_data.
     #[arg(long, default_value_t = 1024)]
     external_threshold: usize,
@@ -30,6 +34,11 @@ pub fn run(a: Args) -> promptist::Result<()> {
         dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 },
         name: a.name,
         external_threshold_bytes: Some(a.external_threshold),
+        attention: if a.attention == "ort-mha" {
+            AttentionImpl::OrtMultiHeadAttention
+        } else {
+            AttentionImpl::Standard
+        },
     };
     let m = convert_checkpoint(&a.checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
     if m.provenance.random_weights {
