@@ -22,7 +22,10 @@
 //! Lean graph: the hidden state is kept 2-D [batch*seq, n_embd] so every projection is one `Gemm`
 //! with its bias (Conv1D weights are already [in, out]); the attention scale is folded into the
 //! query columns of `c_attn` at export time; the LM head is `Gemm(transB=1)` over the tied `wte`
-//! (no transposed copy); the mask is built once and shared by all layers.
+//! (no transposed copy); the mask is built once and shared by all layers. ONNX Runtime's CPU
+//! optimizer turns the score MatMul + Transpose into one `FusedMatMul`. Optionally
+//! ([`AttentionImpl::OrtMultiHeadAttention`]) each layer's attention is ORT's contrib
+//! `com.microsoft.MultiHeadAttention` (fused kernels on CUDA), with the same mask and semantics.
 
 use crate::weights::{Tensor, WeightMap};
 use crate::{Error, Result};
