@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use promptist::export::onnx::DType;
 use promptist::export::tiny::DEFAULT_SCALE;
-use promptist::export::{write_random_checkpoint, Gpt2Config, LmHead};
+use promptist::export::{convert_checkpoint, write_random_checkpoint, ConvertOptions, Gpt2Config, LmHead};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +25,12 @@ pub struct Args {
     /// next-token distributions are then nearly flat).
     #[arg(long)]
     tied: bool,
+    /// Also convert the checkpoint into a bundle at this folder (fp32 unless --dtype fp16).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Graph type of the --bundle.
+    #[arg(long, value_parser = ["fp32", "fp16"], default_value = "fp32", requires = "bundle")]
+    dtype: String,
 }
 
 pub fn run(a: Args) -> promptist::Result<()> {
@@ -36,5 +43,11 @@ pub fn run(a: Args) -> promptist::Result<()> {
         a.preset,
         a.seed
     );
+    if let Some(bundle) = &a.bundle {
+        let opts =
+            ConvertOptions { dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 }, ..Default::default() };
+        convert_checkpoint(&a.out, bundle, &opts, &mut |s| eprintln!("make-tiny: {s}"))?;
+        eprintln!("make-tiny: wrote bundle {} (RANDOM weights)", bundle.display());
+    }
     Ok(())
 }
