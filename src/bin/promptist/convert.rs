@@ -9,9 +9,13 @@ use promptist::export::{convert_checkpoint, ConvertOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder: config.json, model.safetensors (or sharded, or pytorch_model.bin), tokenizer files.
+    /// Checkpoint folder: config.json, model.safetensors (or sharded, or pytorch_model.bin), tokenizer
+    /// files; or a folder with an optimum GPT-2-with-past model.onnx. Also accepted as `--checkpoint`.
+    #[arg(required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+    folder: Option<PathBuf>,
+    /// The checkpoint folder (same as the positional argument).
     #[arg(long)]
-    checkpoint: PathBuf,
+    checkpoint: Option<PathBuf>,
     /// Bundle folder to write.
     #[arg(long)]
     out: PathBuf,
@@ -30,6 +34,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> promptist::Result<()> {
+    let checkpoint = a
+        .folder
+        .or(a.checkpoint)
+        .ok_or_else(|| promptist::Error::InvalidOptions("give the checkpoint folder".into()))?;
     let opts = ConvertOptions {
         dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 },
         name: a.name,
@@ -40,7 +48,7 @@ pub fn run(a: Args) -> promptist::Result<()> {
             AttentionImpl::Standard
         },
     };
-    let m = convert_checkpoint(&a.checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
+    let m = convert_checkpoint(&checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
     if m.provenance.random_weights {
         eprintln!("convert: NOTE the weights are random: the policy's outputs are meaningless");
     }
