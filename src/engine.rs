@@ -1,9 +1,16 @@
 //! Engine: owns a loaded bundle and its sessions; the Rust API that the C ABI wraps.
+//! Input checks (empty / too-long prompt, decoding options) follow SPEC section 2 and
+//! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
-use std::path::PathBuf;
+mod validate;
 
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
 use crate::policy::config::DecodingConfig;
 use crate::runtime::{ProviderChoice, ProviderKind};
+
+pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
 
 /// How to open an engine.
 #[derive(Debug, Clone, Default)]
@@ -42,4 +49,59 @@ pub struct OptimizeResult {
     /// The sampling seed that was used (None for deterministic strategies).
     pub seed: Option<u64>,
     pub provider: ProviderKind,
+    /// True when the bundle's policy has random weights: the candidates are meaningless and
+    /// every front-end must say so (copied from the bundle's provenance).
+    pub random_weights: bool,
+}
+
+/// A loaded bundle ready to optimize prompts. `Engine` is `Send + Sync`: one engine may serve
+/// many threads at once (what is serialised is documented on [`Engine::optimize`]).
+pub struct Engine {
+    bundle_path: PathBuf,
+    provider: ProviderKind,
+    random_weights: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("bundle_path", &self.bundle_path).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Open the bundle at `bundle_path`: validate its manifest and checksums, load ONNX Runtime,
+    /// create the policy session on the requested provider and load the tokenizer.
+    pub fn open(bundle_path: impl AsRef<Path>, options: &EngineOptions) -> Result<Engine> {
+        let bundle_path = bundle_path.as_ref();
+        validate_engine_options(options)?;
+        if !bundle_path.is_dir() {
+            return Err(Error::BundleNotFound(bundle_path.to_path_buf()));
+        }
+        Err(Error::Internal(format!(
+            "the engine backend (bundle loading, ONNX Runtime, decoding) is not wired in this build; cannot open {}",
+            bundle_path.display()
+        )))
+    }
+
+    /// Rewrite `prompt` with the policy.
+    pub fn optimize(&self, prompt: &str, options: &OptimizeOptions) -> Result<OptimizeResult> {
+        validate_decoding(&options.decoding)?;
+        check_prompt_text(prompt)?;
+        Err(Error::Internal("the engine backend is not wired in this build".into()))
+    }
+
+    /// The execution provider the policy session runs on.
+    pub fn provider(&self) -> ProviderKind {
+        self.provider
+    }
+
+    /// True when the bundle's policy has random weights (from its provenance).
+    pub fn random_weights(&self) -> bool {
+        self.random_weights
+    }
+
+    /// The bundle folder this engine was opened from.
+    pub fn bundle_path(&self) -> &Path {
+        &self.bundle_path
+    }
 }
