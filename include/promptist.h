@@ -13,6 +13,9 @@
  * - Strings in are UTF-8 and NUL-terminated, borrowed only for the call.
  * - Options structs start with struct_size; fill them with the matching _init function.
  * - No function panics across the boundary or writes to stdout.
+ * - Thread safety: every function may be called from any thread. One engine may be used by many
+ *   threads at once (promptist_optimize says what is serialised); results and errors are
+ *   immutable and may be read concurrently; a _free must not race with other uses of its object.
  */
 
 #ifndef PROMPTIST_H

@@ -2,6 +2,7 @@
 //! Input checks (empty / too-long prompt, decoding options) follow SPEC section 2 and
 //! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
+mod params;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::policy::config::DecodingConfig;
 use crate::runtime::{ProviderChoice, ProviderKind};
 
+pub use params::{DecodingParams, StrategyKind};
 pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
 
 /// How to open an engine.
@@ -30,6 +32,12 @@ pub struct EngineOptions {
 #[derive(Debug, Clone, Default)]
 pub struct OptimizeOptions {
     pub decoding: DecodingConfig,
+}
+
+impl From<&DecodingParams> for OptimizeOptions {
+    fn from(p: &DecodingParams) -> Self {
+        OptimizeOptions { decoding: p.to_config() }
+    }
 }
 
 /// One rewritten prompt.

@@ -67,3 +67,42 @@ macro_rules! ffi_infallible {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::error::{promptist_error_code, promptist_error_free, promptist_error_message};
+
+    #[test]
+    fn panic_becomes_internal_with_message() {
+        let mut err: *mut promptist_error = std::ptr::null_mut();
+        let s = unsafe { run_fallible(&mut err, || -> Result<()> { panic!("boom {}", 42) }) };
+        assert_eq!(s, promptist_status::Internal);
+        assert!(!err.is_null());
+        assert_eq!(unsafe { promptist_error_code(err) }, promptist_status::Internal);
+        let msg = unsafe { std::ffi::CStr::from_ptr(promptist_error_message(err)) }.to_str().unwrap().to_string();
+        assert!(msg.contains("boom 42"), "{msg}");
+        unsafe { promptist_error_free(err) };
+    }
+
+    #[test]
+    fn error_out_cleared_on_success_and_optional() {
+        let mut err: *mut promptist_error = 0x8 as *mut promptist_error;
+        let s = unsafe { run_fallible(&mut err, || Ok(())) };
+        assert_eq!(s, promptist_status::Ok);
+        assert!(err.is_null());
+        let s = unsafe { run_fallible(std::ptr::null_mut(), || Err(Error::EmptyPrompt)) };
+        assert_eq!(s, promptist_status::EmptyPrompt);
+    }
+
+    #[test]
+    fn infallible_panic_returns_fallback() {
+        let v: i32 = ffi_infallible!(-1, {
+            if std::hint::black_box(true) {
+                panic!("inside accessor");
+            }
+            5
+        });
+        assert_eq!(v, -1);
+    }
+}

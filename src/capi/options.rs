@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use crate::capi::cstr::opt_str_arg;
 use crate::capi::status::{promptist_early_stopping as ES, promptist_provider as PV, promptist_strategy as ST};
-use crate::engine::{EngineOptions, OptimizeOptions};
+use crate::engine::{DecodingParams, EngineOptions, OptimizeOptions, StrategyKind};
 use crate::error::{Error, Result};
-use crate::policy::config::{DecodingConfig, EarlyStopping, Strategy};
+use crate::policy::config::EarlyStopping;
 use crate::runtime::ProviderChoice;
 
 /// Options of `promptist_engine_open`. Fill with `promptist_engine_options_init` first, then set
@@ -90,22 +90,34 @@ impl Default for promptist_engine_options {
 }
 
 impl Default for promptist_optimize_options {
+    /// The core's defaults ([`DecodingParams::default`]); counts that do not fit 32 bits saturate.
     fn default() -> Self {
+        let d = DecodingParams::default();
+        let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         promptist_optimize_options {
             struct_size: size_of::<Self>(),
-            strategy: ST::Beam as i32,
-            num_beams: 8,
-            num_beam_groups: 8,
-            diversity_penalty: 1.0,
-            length_penalty: -1.0,
-            early_stopping: ES::Heuristic as i32,
-            temperature: 1.0,
-            top_k: 50,
-            top_p: 1.0,
-            has_seed: 0,
-            seed: 0,
-            max_new_tokens: 75,
-            num_return_sequences: 1,
+            strategy: match d.strategy {
+                StrategyKind::Greedy => ST::Greedy,
+                StrategyKind::Beam => ST::Beam,
+                StrategyKind::DiverseBeam => ST::DiverseBeam,
+                StrategyKind::Sample => ST::Sample,
+            } as i32,
+            num_beams: u(d.num_beams),
+            num_beam_groups: u(d.num_beam_groups),
+            diversity_penalty: d.diversity_penalty,
+            length_penalty: d.length_penalty,
+            early_stopping: match d.early_stopping {
+                EarlyStopping::Heuristic => ES::Heuristic,
+                EarlyStopping::True => ES::True,
+                EarlyStopping::Never => ES::Never,
+            } as i32,
+            temperature: d.temperature,
+            top_k: u(d.top_k),
+            top_p: d.top_p,
+            has_seed: i32::from(d.seed.is_some()),
+            seed: d.seed.unwrap_or(0),
+            max_new_tokens: u(d.max_new_tokens),
+            num_return_sequences: u(d.num_return_sequences),
         }
     }
 }
@@ -239,40 +251,34 @@ pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> R
         unsafe { read_versioned(p, OPTIMIZE_OPTIONS_V1_SIZE, "promptist_optimize_options")? }
     };
     let strategy = match c.strategy {
-        x if x == ST::Greedy as i32 => Strategy::Greedy,
-        x if x == ST::Beam as i32 => Strategy::Beam {
-            num_beams: c.num_beams as usize,
-            length_penalty: c.length_penalty,
-            early_stopping: early_stopping(c.early_stopping)?,
-        },
-        x if x == ST::DiverseBeam as i32 => Strategy::DiverseBeam {
-            num_beams: c.num_beams as usize,
-            num_beam_groups: c.num_beam_groups as usize,
-            diversity_penalty: c.diversity_penalty,
-            length_penalty: c.length_penalty,
-            early_stopping: early_stopping(c.early_stopping)?,
-        },
-        x if x == ST::Sample as i32 => Strategy::Sample {
-            temperature: c.temperature,
-            top_k: c.top_k as usize,
-            top_p: c.top_p,
-            seed: (c.has_seed != 0).then_some(c.seed),
-        },
+        x if x == ST::Greedy as i32 => StrategyKind::Greedy,
+        x if x == ST::Beam as i32 => StrategyKind::Beam,
+        x if x == ST::DiverseBeam as i32 => StrategyKind::DiverseBeam,
+        x if x == ST::Sample as i32 => StrategyKind::Sample,
         v => return Err(Error::InvalidOptions(format!("unknown strategy {v} (0 = GREEDY, 1 = BEAM, 2 = DIVERSE_BEAM, 3 = SAMPLE)"))),
     };
-    Ok(OptimizeOptions {
-        decoding: DecodingConfig {
-            strategy,
-            max_new_tokens: c.max_new_tokens as usize,
-            num_return_sequences: c.num_return_sequences as usize,
-        },
-    })
+    let params = DecodingParams {
+        strategy,
+        num_beams: c.num_beams as usize,
+        num_beam_groups: c.num_beam_groups as usize,
+        diversity_penalty: c.diversity_penalty,
+        length_penalty: c.length_penalty,
+        early_stopping: early_stopping(c.early_stopping)?,
+        temperature: c.temperature,
+        top_k: c.top_k as usize,
+        top_p: c.top_p,
+        seed: (c.has_seed != 0).then_some(c.seed),
+        max_new_tokens: c.max_new_tokens as usize,
+        num_return_sequences: c.num_return_sequences as usize,
+    };
+    Ok(OptimizeOptions::from(&params))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::capi::status::promptist_status;
+    use crate::policy::config::{DecodingConfig, Strategy};
 
     #[test]
     fn defaults_match_the_core() {

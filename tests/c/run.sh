@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Compile the C example (examples/c/optimize.c) and the C error-path test (examples/c/test_errors.c)
+# against include/promptist.h and the cdylib, then run both under valgrind
+# (--leak-check=full --error-exitcode=1): the run fails on any memory error or leak.
+#
+# Usage: tests/c/run.sh            (from anywhere; builds with cargo first)
+# Env:   ORT_DYLIB_PATH            ONNX Runtime library (required; the tests fail without it)
+#        PROMPTIST_BIN             the CLI used to make the tiny bundle (default target/debug/promptist)
+#        PROMPTIST_C_NO_VALGRIND=1 run without valgrind (quick check)
+# Suppressions: tests/c/ort.supp covers ONLY ONNX Runtime's own process-lifetime globals (see the
+# file); none of promptist's objects are suppressed.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+
+fail() { echo "tests/c/run.sh: FAIL: $*" >&2; exit 1; }
+[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library (see HELPERS/README: the onnxruntime 1.31.1 wheel's libonnxruntime.so.1.31.1)"
+command -v cc >/dev/null || fail "no C compiler (cc)"
+if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then command -v valgrind >/dev/null || fail "valgrind not installed (apt-get install valgrind)"; fi
+
+cargo build --quiet --lib --bin promptist
+bin="${PROMPTIST_BIN:-$root/target/debug/promptist}"
+libdir="$root/target/debug"
+[ -f "$libdir/libpromptist.so" ] || fail "no $libdir/libpromptist.so"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A tiny random bundle, plus one copy with a file missing and one with a corrupt file.
+"$bin" make-tiny --out "$work/good" >/dev/null
+[ -f "$work/good/promptist.json" ] || fail "make-tiny wrote no bundle"
+cp -r "$work/good" "$work/missing"
+cp -r "$work/good" "$work/corrupt"
+rm "$work/missing/policy/tokenizer.json"
+python3 - "$work/corrupt/policy/config.json" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x01  # same size, different bytes: only the sha256 can tell
+open(p, "wb").write(bytes(b))
+PY
+
+cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
+ldflags=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
+cc "${cflags[@]}" examples/c/test_errors.c -o "$work/test_errors" "${ldflags[@]}"
+cc "${cflags[@]}" examples/c/optimize.c -o "$work/optimize" "${ldflags[@]}"
+# The header also compiles as C++.
+if command -v c++ >/dev/null; then
+    echo '#include "promptist.h"
+int main() { return promptist_abi_version() == PROMPTIST_ABI_VERSION ? 0 : 1; }' > "$work/h.cpp"
+    c++ -std=c++17 -Wall -Werror -I"$root/include" "$work/h.cpp" -o "$work/h_cpp" "${ldflags[@]}"
+    "$work/h_cpp"
+fi
+
+run() {
+    local name="$1"; shift
+    if [ -n "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
+        "$@"
+    else
+        valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+            --error-exitcode=1 --suppressions="$root/tests/c/ort.supp" --log-file="$work/$name.valgrind" "$@" \
+            || { cat "$work/$name.valgrind" >&2; fail "$name under valgrind"; }
+        grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|suppressed:" "$work/$name.valgrind" | sed "s/^==[0-9]*==/[$name]/"
+    fi
+}
+
+run test_errors "$work/test_errors" "$work/good" "$work/missing" "$work/corrupt"
+run optimize "$work/optimize" "$work/good" "a red fox in the snow" 8
+echo "tests/c/run.sh: PASS (C error test and C example, valgrind: 0 errors, 0 leaks)"
