@@ -2,5 +2,6 @@
 //! (layout in DESIGN.md, "The model bundle").
 
 pub mod manifest;
+pub mod writer;
 
 pub use manifest::{Component, FileEntry, Manifest, Provenance, FORMAT_VERSION, MANIFEST_FILE};
