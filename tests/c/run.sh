@@ -27,12 +27,13 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # A tiny random bundle, plus one copy with a file missing and one with a corrupt file.
-"$bin" make-tiny --out "$work/good" >/dev/null
+"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
+"$bin" convert --checkpoint "$work/checkpoint" --out "$work/good" 2>/dev/null
 [ -f "$work/good/promptist.json" ] || fail "make-tiny wrote no bundle"
 cp -r "$work/good" "$work/missing"
 cp -r "$work/good" "$work/corrupt"
 rm "$work/missing/policy/tokenizer.json"
-python3 - "$work/corrupt/policy/config.json" <<'PY'
+python3 - "$work/corrupt/policy/model.onnx_data" <<'PY'
 import sys
 p = sys.argv[1]
 b = bytearray(open(p, "rb").read())
@@ -64,6 +65,9 @@ run() {
     fi
 }
 
-run test_errors "$work/test_errors" "$work/good" "$work/missing" "$work/corrupt"
+# test_errors prints only to stderr, so anything on its stdout came from the library, which must
+# never write to stdout.
+run test_errors "$work/test_errors" "$work/good" "$work/missing" "$work/corrupt" > "$work/test_errors.stdout"
+[ ! -s "$work/test_errors.stdout" ] || { cat "$work/test_errors.stdout" >&2; fail "the library wrote to stdout"; }
 run optimize "$work/optimize" "$work/good" "a red fox in the snow" 8
 echo "tests/c/run.sh: PASS (C error test and C example, valgrind: 0 errors, 0 leaks)"
