@@ -156,6 +156,23 @@ typedef int32_t promptist_early_stopping;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The stage a progress callback reports.
+enum promptist_stage
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Decoding the policy: `step` of `max_new_tokens` tokens generated.
+    PROMPTIST_STAGE_DECODE = 0,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum promptist_stage promptist_stage;
+#else
+typedef int32_t promptist_stage;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A loaded bundle with its ONNX Runtime sessions. Thread-safe: one engine may be used by many
 // threads at once (see `promptist_optimize` for what is serialised). Free with
 // `promptist_engine_free` once no call is using it.
@@ -187,6 +204,10 @@ typedef struct {
     // still checked). Default 0.
     int32_t skip_checksums;
 } promptist_engine_options;
+
+// Progress callback of long calls: `stage` (a `promptist_stage` value), `step` of `total` done,
+// the caller's `user_data`. Return false to cancel.
+typedef bool (*promptist_progress_fn)(int32_t stage, size_t step, size_t total, void *user_data);
 
 // Options of `promptist_optimize`. Fill with `promptist_optimize_options_init` first (defaults
 // = the Promptist reference demo: beam search, 8 beams, length_penalty -1.0, 75 new tokens,
@@ -220,6 +241,16 @@ typedef struct {
     uint32_t max_new_tokens;
     // Candidates to return, best first (>= 1; <= `num_beams` for the beam strategies). Default 1.
     uint32_t num_return_sequences;
+    // Called after every decoding step on the calling thread (while the engine's session lock is
+    // held: do not call into the same engine from it); returning false cancels the call with
+    // PROMPTIST_STATUS_CANCELLED. Must not unwind (no C++ exceptions). NULL: none. Default NULL.
+    promptist_progress_fn progress;
+    // Passed unchanged to `progress`. Default NULL.
+    void *user_data;
+    // If not NULL: read atomically before decoding and after every step; non-zero cancels the call
+    // with PROMPTIST_STATUS_CANCELLED. Another thread may set it (with an atomic store). It must
+    // stay valid and 4-byte aligned for the whole call. Default NULL.
+    const int32_t *cancel_flag;
 } promptist_optimize_options;
 
 #ifdef __cplusplus
@@ -264,8 +295,8 @@ void promptist_engine_free(promptist_engine *engine);
 // Status: OK; NULL_ARGUMENT (engine, prompt or result_out NULL); INVALID_UTF8; EMPTY_PROMPT;
 // PROMPT_TOO_LONG (prompt tokens + max_new_tokens exceed the context); INVALID_OPTIONS
 // (struct_size too small, num_beams 0, num_return_sequences > num_beams, bad groups,
-// temperature <= 0, top_p outside (0, 1], unknown enum value, ...); INFERENCE; TOKENIZER;
-// INTERNAL.
+// temperature <= 0, top_p outside (0, 1], unknown enum value, ...); CANCELLED (the progress
+// callback returned false or the cancel flag was set); INFERENCE; TOKENIZER; INTERNAL.
 //
 // Thread-safe: many threads may call this on one engine at once. Argument checks and
 // tokenization run in parallel; the decoding loop holds the engine's policy-session lock, so

@@ -219,7 +219,18 @@ fn one_engine_many_threads() {
     let prompts: Vec<String> = (0..6).map(|i| format!("a house number {i} by the sea")).collect();
     let expected: Vec<_> = prompts.iter().map(|p| optimize(&e, p.as_bytes(), Some(&o)).unwrap()).collect();
     let got: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = prompts.iter().map(|p| s.spawn(|| optimize(&e, p.as_bytes(), Some(&o)).unwrap())).collect();
+        let handles: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                let e = &e;
+                s.spawn(move || {
+                    // The options struct holds raw (callback) pointers, so each thread makes its own.
+                    let mut o = options();
+                    small(&mut o);
+                    optimize(e, p.as_bytes(), Some(&o)).unwrap()
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(got, expected, "concurrent calls on one engine must give the single-threaded results");

@@ -44,6 +44,10 @@ class EngineOptions(Structure):
     ]
 
 
+# bool (*)(int32_t stage, size_t step, size_t total, void *user_data)
+PROGRESS_FN = ctypes.CFUNCTYPE(c_bool, c_int32, c_size_t, c_size_t, c_void_p)
+
+
 class OptimizeOptions(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -60,6 +64,9 @@ class OptimizeOptions(Structure):
         ("seed", c_uint64),
         ("max_new_tokens", c_uint32),
         ("num_return_sequences", c_uint32),
+        ("progress", PROGRESS_FN),
+        ("user_data", c_void_p),
+        ("cancel_flag", POINTER(c_int32)),
     ]
 
 
@@ -201,8 +208,13 @@ class Engine:
     def optimize(self, prompt: str, strategy: str = "beam", num_beams: int = 8, num_beam_groups: int = 8,
                  diversity_penalty: float = 1.0, length_penalty: float = -1.0, early_stopping="heuristic",
                  temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0, seed: Optional[int] = None,
-                 max_new_tokens: int = 75, num_return_sequences: int = 1) -> OptimizeResult:
-        """Rewrite `prompt`; defaults are the reference demo (beam 8, length_penalty -1.0, 75 tokens)."""
+                 max_new_tokens: int = 75, num_return_sequences: int = 1, progress=None,
+                 cancel: Optional[ctypes.c_int32] = None) -> OptimizeResult:
+        """Rewrite `prompt`; defaults are the reference demo (beam 8, length_penalty -1.0, 75 tokens).
+
+        `progress(step, total) -> bool` is called after every decoding step (False cancels);
+        `cancel` is a ctypes.c_int32 another thread may set to 1 to cancel. A cancelled call raises
+        PromptistError with name "CANCELLED"."""
         if self._handle is None:
             raise ValueError("engine is closed")
         if strategy not in STRATEGIES:
@@ -216,6 +228,11 @@ class Engine:
         o.temperature, o.top_k, o.top_p = temperature, top_k, top_p
         o.has_seed, o.seed = (0, 0) if seed is None else (1, seed)
         o.max_new_tokens, o.num_return_sequences = max_new_tokens, num_return_sequences
+        if progress is not None:
+            cb = PROGRESS_FN(lambda stage, step, total, _user: bool(progress(step, total)))
+            o.progress = cb  # kept alive by `cb` until the call returns
+        if cancel is not None:
+            o.cancel_flag = ctypes.pointer(cancel)
         res, err = _E(), _E()
         _raise(_optimize(self._handle, prompt.encode("utf-8"), byref(o), byref(res), byref(err)), err)
         try:

@@ -5,6 +5,7 @@ default target/debug/promptist) to make the bundle, and ORT_DYLIB_PATH; fails cl
     ORT_DYLIB_PATH=... ~/.cache/promptist/venv/bin/python -m pytest bindings/python -q
 """
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -62,6 +63,20 @@ def test_optimize_tiny_bundle(bundle):
         assert s1.seed == 1234 and s1.best == s2.best
         drawn = engine.optimize("a dog", strategy="sample", max_new_tokens=8)
         assert drawn.seed is not None
+
+
+def test_progress_and_cancel(bundle):
+    with promptist.Engine(bundle) as engine:
+        steps = []
+        engine.optimize("a bird", num_beams=2, max_new_tokens=5, progress=lambda s, t: steps.append((s, t)) or True)
+        assert steps and all(t == 5 for _, t in steps)
+        with pytest.raises(promptist.PromptistError) as e:
+            engine.optimize("a bird", num_beams=2, max_new_tokens=5, progress=lambda s, t: False)
+        assert e.value.name == "CANCELLED"
+        flag = ctypes.c_int32(1)
+        with pytest.raises(promptist.PromptistError) as e:
+            engine.optimize("a bird", num_beams=2, max_new_tokens=5, cancel=flag)
+        assert e.value.name == "CANCELLED"
 
 
 def test_error_codes_through_binding(bundle):

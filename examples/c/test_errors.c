@@ -112,6 +112,16 @@ static void test_bad_bundles(const char *missing, const char *corrupt) {
     promptist_engine_free(engine);
 }
 
+/* Counts its calls and cancels at the first one. */
+static bool cancel_at_first_step(int32_t stage, size_t step, size_t total, void *user_data) {
+    (void)stage;
+    (void)step;
+    (void)total;
+    int *calls = user_data;
+    (*calls)++;
+    return false;
+}
+
 static void test_with_engine(const char *good) {
     promptist_error *err = NULL;
     promptist_engine *engine = NULL;
@@ -159,6 +169,22 @@ static void test_with_engine(const char *good) {
     s = promptist_optimize(engine, "a cat", &oo, &result, &err);
     expect("optimize(temperature 0)", s, err, PROMPTIST_STATUS_INVALID_OPTIONS);
     check("result_out stays NULL after failures", result == NULL);
+
+    /* Cancellation: by the progress callback, and by the cancel flag. */
+    int calls = 0;
+    promptist_optimize_options_init(&oo, sizeof oo);
+    oo.max_new_tokens = 20;
+    oo.num_beams = 2;
+    oo.progress = cancel_at_first_step;
+    oo.user_data = &calls;
+    s = promptist_optimize(engine, "a cat", &oo, &result, &err);
+    expect("optimize(progress callback returns false)", s, err, PROMPTIST_STATUS_CANCELLED);
+    check("progress callback ran once, then the call stopped", calls == 1);
+    int32_t flag = 1;
+    promptist_optimize_options_init(&oo, sizeof oo);
+    oo.cancel_flag = &flag;
+    s = promptist_optimize(engine, "a cat", &oo, &result, &err);
+    expect("optimize(cancel flag set)", s, err, PROMPTIST_STATUS_CANCELLED);
 
     /* A good call after the failures still works, and its result reads back. */
     promptist_optimize_options_init(&oo, sizeof oo);

@@ -18,6 +18,6 @@ pub mod version;
 
 pub use engine::promptist_engine;
 pub use error::promptist_error;
-pub use options::{promptist_engine_options, promptist_optimize_options};
+pub use options::{promptist_engine_options, promptist_optimize_options, promptist_progress_fn};
 pub use result::promptist_optimize_result;
-pub use status::{promptist_early_stopping, promptist_provider, promptist_status, promptist_strategy};
+pub use status::{promptist_early_stopping, promptist_provider, promptist_stage, promptist_status, promptist_strategy};

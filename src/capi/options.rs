@@ -3,7 +3,7 @@
 //! Rust value; unknown values are rejected with `PROMPTIST_STATUS_INVALID_OPTIONS`. Range checks
 //! (e.g. `num_beams` 0) are the engine's (`crate::engine::validate_decoding`), not this layer's.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::mem::size_of;
 use std::path::PathBuf;
 
@@ -69,6 +69,28 @@ pub struct promptist_optimize_options {
     pub max_new_tokens: u32,
     /// Candidates to return, best first (>= 1; <= `num_beams` for the beam strategies). Default 1.
     pub num_return_sequences: u32,
+    /// Called after every decoding step on the calling thread (while the engine's session lock is
+    /// held: do not call into the same engine from it); returning false cancels the call with
+    /// PROMPTIST_STATUS_CANCELLED. Must not unwind (no C++ exceptions). NULL: none. Default NULL.
+    pub progress: promptist_progress_fn,
+    /// Passed unchanged to `progress`. Default NULL.
+    pub user_data: *mut c_void,
+    /// If not NULL: read atomically before decoding and after every step; non-zero cancels the call
+    /// with PROMPTIST_STATUS_CANCELLED. Another thread may set it (with an atomic store). It must
+    /// stay valid and 4-byte aligned for the whole call. Default NULL.
+    pub cancel_flag: *const i32,
+}
+
+/// Progress callback of long calls: `stage` (a `promptist_stage` value), `step` of `total` done,
+/// the caller's `user_data`. Return false to cancel.
+pub type promptist_progress_fn = Option<unsafe extern "C" fn(stage: i32, step: usize, total: usize, user_data: *mut c_void) -> bool>;
+
+/// The host callbacks of one call (not part of the Rust options: they are C pointers).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Callbacks {
+    pub progress: promptist_progress_fn,
+    pub user_data: *mut c_void,
+    pub cancel_flag: *const i32,
 }
 
 /// The size of the first published version of each struct: smaller `struct_size` values are
@@ -118,6 +140,9 @@ impl Default for promptist_optimize_options {
             seed: d.seed.unwrap_or(0),
             max_new_tokens: u(d.max_new_tokens),
             num_return_sequences: u(d.num_return_sequences),
+            progress: None,
+            user_data: std::ptr::null_mut(),
+            cancel_flag: std::ptr::null(),
         }
     }
 }
@@ -243,7 +268,7 @@ pub(crate) unsafe fn engine_options(p: *const promptist_engine_options) -> Resul
 ///
 /// # Safety
 /// `p` is NULL or a valid options struct.
-pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> Result<OptimizeOptions> {
+pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> Result<(OptimizeOptions, Callbacks)> {
     let c = if p.is_null() {
         promptist_optimize_options::default()
     } else {
@@ -271,7 +296,8 @@ pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> R
         max_new_tokens: c.max_new_tokens as usize,
         num_return_sequences: c.num_return_sequences as usize,
     };
-    Ok(OptimizeOptions::from(&params))
+    let callbacks = Callbacks { progress: c.progress, user_data: c.user_data, cancel_flag: c.cancel_flag };
+    Ok((OptimizeOptions::from(&params), callbacks))
 }
 
 #[cfg(test)]
@@ -287,9 +313,9 @@ mod tests {
         assert_eq!(s, promptist_status::Ok);
         let o = unsafe { o.assume_init() };
         assert_eq!(o.struct_size, size_of::<promptist_optimize_options>());
-        let r = unsafe { optimize_options(&o) }.unwrap();
+        let r = unsafe { optimize_options(&o) }.unwrap().0;
         assert_eq!(r.decoding, DecodingConfig::default());
-        let r = unsafe { optimize_options(std::ptr::null()) }.unwrap();
+        let r = unsafe { optimize_options(std::ptr::null()) }.unwrap().0;
         assert_eq!(r.decoding, DecodingConfig::default());
     }
 
@@ -309,7 +335,7 @@ mod tests {
         let mut f = Future { base: promptist_optimize_options::default(), extra: 7 };
         f.base.struct_size = size_of::<Future>();
         f.base.num_beams = 4;
-        let r = unsafe { optimize_options(&f.base) }.unwrap();
+        let r = unsafe { optimize_options(&f.base) }.unwrap().0;
         assert!(matches!(r.decoding.strategy, Strategy::Beam { num_beams: 4, .. }));
     }
 

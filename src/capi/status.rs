@@ -132,6 +132,14 @@ pub enum promptist_strategy {
     Sample = 3,
 }
 
+/// The stage a progress callback reports.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum promptist_stage {
+    /// Decoding the policy: `step` of `max_new_tokens` tokens generated.
+    Decode = 0,
+}
+
 /// transformers' `early_stopping` for the beam strategies.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

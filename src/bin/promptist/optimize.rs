@@ -157,6 +157,9 @@ pub fn run(a: Args) -> promptist::Result<()> {
     if result.random_weights {
         eprintln!("{RANDOM_NOTE}");
     }
+    if let (Some(seed), false) = (result.seed, a.json) {
+        eprintln!("seed: {seed} (pass --seed {seed} to repeat)");
+    }
     if a.json {
         println!("{}", to_json(&a.prompt, &result));
     } else if result.candidates.len() == 1 {
