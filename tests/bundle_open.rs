@@ -18,9 +18,17 @@ fn config_json() -> serde_json::Value {
 /// A bundle with a (fake, never parsed here) policy model, the real tokenizer and a tiny config.
 fn write_bundle(root: &Path) -> Manifest {
     std::fs::create_dir_all(root.join("policy")).unwrap();
-    std::fs::write(root.join("policy/model.onnx"), b"not really onnx, but checksummed bytes").unwrap();
+    std::fs::write(
+        root.join("policy/model.onnx"),
+        b"not really onnx, but checksummed bytes",
+    )
+    .unwrap();
     std::fs::write(root.join("policy/tokenizer.json"), EMBEDDED_TOKENIZER_JSON).unwrap();
-    std::fs::write(root.join("policy/config.json"), serde_json::to_vec_pretty(&config_json()).unwrap()).unwrap();
+    std::fs::write(
+        root.join("policy/config.json"),
+        serde_json::to_vec_pretty(&config_json()).unwrap(),
+    )
+    .unwrap();
     let mut files = BTreeMap::new();
     for rel in ["policy/model.onnx", "policy/tokenizer.json", "policy/config.json"] {
         let (sha256, size) = sha256_file(&root.join(rel)).unwrap();
@@ -30,10 +38,19 @@ fn write_bundle(root: &Path) -> Manifest {
         format_version: FORMAT_VERSION,
         name: "test-bundle".into(),
         description: "random weights, for tests".into(),
-        provenance: Provenance { source: "test".into(), producer: "bundle_open.rs".into(), random_weights: true, synthetic_training_data: false },
+        provenance: Provenance {
+            source: "test".into(),
+            producer: "bundle_open.rs".into(),
+            random_weights: true,
+            synthetic_training_data: false,
+        },
         components: BTreeMap::from([(
             "policy".to_string(),
-            Component { kind: "gpt2-policy".into(), config: config_json(), files },
+            Component {
+                kind: "gpt2-policy".into(),
+                config: config_json(),
+                files,
+            },
         )]),
     };
     save(root, &m);
@@ -55,14 +72,27 @@ fn sound_bundle_opens() {
     let b = open(d.path()).unwrap();
     let p = b.policy().unwrap();
     assert_eq!(p.model, d.path().join("policy/model.onnx"));
-    assert_eq!((p.config.n_ctx, p.config.vocab_size, p.config.n_layer, p.config.n_head, p.config.n_embd), (64, 50257, 2, 2, 16));
+    assert_eq!(
+        (
+            p.config.n_ctx,
+            p.config.vocab_size,
+            p.config.n_layer,
+            p.config.n_head,
+            p.config.n_embd
+        ),
+        (64, 50257, 2, 2, 16)
+    );
     assert_eq!(p.config.eos_token_id, 50256);
     assert!(b.random_weights());
     let e = b.component("unet").unwrap_err();
     assert_eq!(e.code(), Code::NotInBundle);
     assert!(e.to_string().contains("`unet`"), "{e}");
-    let tok = promptist::text::Gpt2Tokenizer::from_tokenizer_json(&p.tokenizer).unwrap();
+    let tok = p.load_tokenizer().unwrap();
     assert_eq!(tok.eos_id(), p.config.eos_token_id);
+    assert_eq!(
+        tok.encode("a cat Rephrase:").unwrap(),
+        vec![64, 3797, 1432, 11840, 589, 25]
+    );
 }
 
 #[test]
@@ -109,7 +139,10 @@ fn missing_file_is_named() {
     std::fs::remove_file(d.path().join("policy/tokenizer.json")).unwrap();
     let e = open(d.path()).unwrap_err();
     assert_eq!(e.code(), Code::BundleInvalid);
-    assert!(e.to_string().contains("policy/tokenizer.json") && e.to_string().contains("missing"), "{e}");
+    assert!(
+        e.to_string().contains("policy/tokenizer.json") && e.to_string().contains("missing"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -166,7 +199,11 @@ fn component_problems() {
 }
 
 fn verify(root: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_promptist")).arg("verify").arg(root).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_promptist"))
+        .arg("verify")
+        .arg(root)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
@@ -179,14 +216,25 @@ fn verify_cli_reports() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK: 3 files"), "{out}");
     assert!(out.contains("RANDOM weights"), "{out}");
-    assert!(out.contains("policy: n_ctx 64 vocab 50257 n_layer 2 n_head 2 n_embd 16 eos 50256"), "{out}");
+    assert!(
+        out.contains("policy: n_ctx 64 vocab 50257 n_layer 2 n_head 2 n_embd 16 eos 50256; tokenizer 50257 tokens"),
+        "{out}"
+    );
 
     std::fs::write(d.path().join("policy/config.json"), b"{}").unwrap();
     std::fs::remove_file(d.path().join("policy/model.onnx")).unwrap();
     let (code, out) = verify(d.path());
     assert_eq!(code, Code::BundleInvalid as i32, "{out}");
-    assert!(out.contains("problem [BUNDLE_INVALID]: invalid bundle: component `policy`: file `policy/model.onnx` is missing"), "{out}");
-    assert!(out.contains("problem [BUNDLE_CHECKSUM]") && out.contains("policy/config.json"), "{out}");
+    assert!(
+        out.contains(
+            "problem [BUNDLE_INVALID]: invalid bundle: component `policy`: file `policy/model.onnx` is missing"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("problem [BUNDLE_CHECKSUM]") && out.contains("policy/config.json"),
+        "{out}"
+    );
 
     let (code, out) = verify(Path::new("/nonexistent/b"));
     assert_eq!(code, Code::BundleNotFound as i32, "{out}");

@@ -20,7 +20,8 @@ fn real_ort() -> PathBuf {
 /// Run `exe` on the child test with `scenario`; returns (success, stdout+stderr).
 fn run_child(exe: &Path, scenario: &str, explicit: Option<&Path>, env_path: Option<&Path>) -> (bool, String) {
     let mut c = Command::new(exe);
-    c.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]).env(CHILD_VAR, scenario);
+    c.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, scenario);
     c.env_remove("ORT_DYLIB_PATH");
     if let Some(p) = env_path {
         c.env("ORT_DYLIB_PATH", p);
@@ -43,7 +44,9 @@ fn me() -> PathBuf {
 fn child_entry() {
     let Ok(scenario) = std::env::var(CHILD_VAR) else { return };
     let explicit = std::env::var_os("PROMPTIST_CHILD_EXPLICIT").map(PathBuf::from);
+    assert!(promptist::runtime::library::loaded().is_none());
     let r = Runtime::get(explicit.as_deref());
+    assert_eq!(promptist::runtime::library::loaded().is_some(), r.is_ok());
     match scenario.as_str() {
         "load" => {
             let rt = r.unwrap();
@@ -81,9 +84,18 @@ fn not_found_names_every_place_tried() {
     for needle in [
         format!("engine option ort_library_path `{}`: no such file", bogus.display()),
         "ORT_DYLIB_PATH: not set".to_string(),
-        format!("next to the promptist library `{}`: no such file", own_dir.join("libonnxruntime.so").display()),
-        format!("next to the promptist library `{}`: no such file", own_dir.join("libonnxruntime.so.1.31.1").display()),
-        format!("next to the promptist library `{}`: no such file", own_dir.join("libonnxruntime.so.1.30.0").display()),
+        format!(
+            "next to the promptist library `{}`: no such file",
+            own_dir.join("libonnxruntime.so").display()
+        ),
+        format!(
+            "next to the promptist library `{}`: no such file",
+            own_dir.join("libonnxruntime.so.1.31.1").display()
+        ),
+        format!(
+            "next to the promptist library `{}`: no such file",
+            own_dir.join("libonnxruntime.so.1.30.0").display()
+        ),
         "system loader `libonnxruntime.so`: failed to load".to_string(),
     ] {
         assert!(out.contains(&needle), "missing `{needle}` in:\n{out}");
@@ -97,20 +109,31 @@ fn env_var_is_used_and_second_path_is_reported() {
     assert!(ok, "child failed:\n{out}");
     assert!(out.contains("SOURCE=EnvVar"), "{out}");
     assert!(out.contains("VERSION=1.3"), "{out}");
-    assert!(out.contains("IGNORED=Some(\"/nonexistent/other/libonnxruntime.so\")"), "{out}");
+    assert!(
+        out.contains("IGNORED=Some(\"/nonexistent/other/libonnxruntime.so\")"),
+        "{out}"
+    );
 }
 
 #[test]
 fn explicit_path_comes_first() {
     let ort = real_ort();
-    let (ok, out) = run_child(&me(), "load", Some(&ort), Some(Path::new("/nonexistent/env/libonnxruntime.so")));
+    let (ok, out) = run_child(
+        &me(),
+        "load",
+        Some(&ort),
+        Some(Path::new("/nonexistent/env/libonnxruntime.so")),
+    );
     assert!(ok, "child failed:\n{out}");
     assert!(out.contains("SOURCE=Explicit"), "{out}");
     // A bad explicit path falls through to ORT_DYLIB_PATH and is listed as tried.
     let (ok, out) = run_child(&me(), "load", Some(Path::new("/nonexistent/explicit.so")), Some(&ort));
     assert!(ok, "child failed:\n{out}");
     assert!(out.contains("SOURCE=EnvVar"), "{out}");
-    assert!(out.contains("ATTEMPT engine option ort_library_path `/nonexistent/explicit.so`: no such file"), "{out}");
+    assert!(
+        out.contains("ATTEMPT engine option ort_library_path `/nonexistent/explicit.so`: no such file"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -13,7 +13,11 @@ fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/promptist/venv/bin/python");
-    assert!(p.is_file(), "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON", p.display());
+    assert!(
+        p.is_file(),
+        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON",
+        p.display()
+    );
     p
 }
 
@@ -32,7 +36,12 @@ m.ir_version = 8
 onnx.checker.check_model(m)
 onnx.save(m, sys.argv[1])
 "#;
-    let st = Command::new(python()).arg("-c").arg(script).arg(&path).status().expect("running python");
+    let st = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .status()
+        .expect("running python");
     assert!(st.success(), "writing the tiny ONNX model failed");
     path
 }
@@ -50,9 +59,15 @@ fn cpu_session_runs_and_names_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let rt = runtime();
-    let opts = SessionOptions { provider: ProviderChoice::Cpu, intra_op_threads: 1, ..Default::default() };
+    let opts = SessionOptions {
+        provider: ProviderChoice::Cpu,
+        intra_op_threads: 1,
+        ..Default::default()
+    };
 
-    let (mut s, kind) = rt.session(&model, &opts, Some(&IoNames::new(["x", "y"], ["z"]))).unwrap();
+    let (mut s, kind) = rt
+        .session(&model, &opts, Some(&IoNames::new(["x", "y"], ["z"])))
+        .unwrap();
     assert_eq!(kind, ProviderKind::Cpu);
     let x = Tensor::from_array(([2usize, 3], vec![1f32, 2., 3., 4., 5., 6.])).unwrap();
     let y = Tensor::from_array(([2usize, 3], vec![0.5f32, 0.25, -1., 10., 0., -6.])).unwrap();
@@ -60,12 +75,21 @@ fn cpu_session_runs_and_names_are_checked() {
     let (_, z) = out["z"].try_extract_tensor::<f32>().unwrap();
     assert_eq!(z, &[1.5, 2.25, 2., 14., 5., 0.]);
 
-    let e = rt.session(&model, &opts, Some(&IoNames::new(["x", "y", "w"], ["z"]))).unwrap_err();
+    let e = rt
+        .session(&model, &opts, Some(&IoNames::new(["x", "y", "w"], ["z"])))
+        .unwrap_err();
     assert_eq!(e.code(), Code::ModelFormat);
-    assert!(e.to_string().contains("add.onnx") && e.to_string().contains("`w`"), "{e}");
-    let e = rt.session(&model, &opts, Some(&IoNames::new(["x"], ["z"]))).unwrap_err();
+    assert!(
+        e.to_string().contains("add.onnx") && e.to_string().contains("`w`"),
+        "{e}"
+    );
+    let e = rt
+        .session(&model, &opts, Some(&IoNames::new(["x"], ["z"])))
+        .unwrap_err();
     assert!(e.to_string().contains("unexpected input tensor `y`"), "{e}");
-    let e = rt.session(&model, &opts, Some(&IoNames::new(["x", "y"], ["logits"]))).unwrap_err();
+    let e = rt
+        .session(&model, &opts, Some(&IoNames::new(["x", "y"], ["logits"])))
+        .unwrap_err();
     assert!(e.to_string().contains("no output tensor `logits`"), "{e}");
     let e = rt.session(&dir.path().join("missing.onnx"), &opts, None).unwrap_err();
     assert!(e.to_string().contains("missing.onnx"), "{e}");
@@ -79,8 +103,24 @@ fn cuda_is_an_error_or_cuda_and_auto_reports_what_ran() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let rt = runtime();
-    let cuda = rt.session(&model, &SessionOptions { provider: ProviderChoice::Cuda, ..Default::default() }, None);
-    let auto = rt.session(&model, &SessionOptions { provider: ProviderChoice::Auto, ..Default::default() }, None).unwrap();
+    let cuda = rt.session(
+        &model,
+        &SessionOptions {
+            provider: ProviderChoice::Cuda,
+            ..Default::default()
+        },
+        None,
+    );
+    let auto = rt
+        .session(
+            &model,
+            &SessionOptions {
+                provider: ProviderChoice::Auto,
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
     match cuda {
         // A CPU-only ONNX Runtime (the PyPI `onnxruntime` wheel) or no GPU: an error, never a CPU run.
         Err(e) => {

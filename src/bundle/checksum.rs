@@ -14,7 +14,9 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if n == 0 {
             break;
         }
@@ -41,6 +43,9 @@ mod tests {
         let (h2, n2) = sha256_file(&p).unwrap();
         assert_eq!(n2, (1 << 20) + 5);
         assert_eq!(h2, hex::encode(Sha256::digest(vec![b'a'; (1 << 20) + 5])));
-        assert_eq!(sha256_file(&dir.path().join("missing")).unwrap_err().code(), crate::Code::Io);
+        assert_eq!(
+            sha256_file(&dir.path().join("missing")).unwrap_err().code(),
+            crate::Code::Io
+        );
     }
 }

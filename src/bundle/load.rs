@@ -45,7 +45,11 @@ impl Bundle {
             Some(c) => Some(policy_files(root, c)?),
             None => None,
         };
-        Ok(Bundle { root: root.to_path_buf(), manifest, policy })
+        Ok(Bundle {
+            root: root.to_path_buf(),
+            manifest,
+            policy,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -75,7 +79,9 @@ impl Bundle {
     pub fn file(&self, component: &str, rel: &str) -> Result<PathBuf> {
         let c = self.component(component)?;
         if !c.files.contains_key(rel) {
-            return Err(Error::BundleInvalid(format!("component `{component}` does not list `{rel}`")));
+            return Err(Error::BundleInvalid(format!(
+                "component `{component}` does not list `{rel}`"
+            )));
         }
         Ok(self.root.join(rel))
     }
@@ -84,7 +90,10 @@ impl Bundle {
     pub fn policy(&self) -> Result<&PolicyFiles> {
         match &self.policy {
             Some(p) => Ok(p),
-            None => Err(self.component(POLICY).err().unwrap_or_else(|| Error::Internal("policy not loaded".into()))),
+            None => Err(self
+                .component(POLICY)
+                .err()
+                .unwrap_or_else(|| Error::Internal("policy not loaded".into()))),
         }
     }
 
@@ -101,7 +110,10 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
     }
     let path = root.join(MANIFEST_FILE);
     if !path.is_file() {
-        return Err(Error::BundleInvalid(format!("{} has no {MANIFEST_FILE}", root.display())));
+        return Err(Error::BundleInvalid(format!(
+            "{} has no {MANIFEST_FILE}",
+            root.display()
+        )));
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     // The version first, so a future format gets a version error rather than a field error.
@@ -115,7 +127,12 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
                 path.display()
             )))
         }
-        None => return Err(Error::BundleInvalid(format!("{}: no numeric format_version", path.display()))),
+        None => {
+            return Err(Error::BundleInvalid(format!(
+                "{}: no numeric format_version",
+                path.display()
+            )))
+        }
     }
     serde_json::from_value(v).map_err(|e| Error::BundleInvalid(format!("{}: {e}", path.display())))
 }
@@ -128,19 +145,25 @@ pub fn check_files(root: &Path, manifest: &Manifest, checksums: Checksums) -> Ve
     for (name, comp) in &manifest.components {
         for req in required_files(name) {
             if !comp.files.contains_key(*req) {
-                problems.push(Error::BundleInvalid(format!("component `{name}` does not list its file `{req}`")));
+                problems.push(Error::BundleInvalid(format!(
+                    "component `{name}` does not list its file `{req}`"
+                )));
             }
         }
         for (rel, entry) in &comp.files {
             if !is_safe_relative(rel) {
-                problems.push(Error::BundleInvalid(format!("component `{name}`: file path `{rel}` leaves the bundle")));
+                problems.push(Error::BundleInvalid(format!(
+                    "component `{name}`: file path `{rel}` leaves the bundle"
+                )));
                 continue;
             }
             let path = root.join(rel);
             let meta = match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => m,
                 _ => {
-                    problems.push(Error::BundleInvalid(format!("component `{name}`: file `{rel}` is missing")));
+                    problems.push(Error::BundleInvalid(format!(
+                        "component `{name}`: file `{rel}` is missing"
+                    )));
                     continue;
                 }
             };

@@ -45,7 +45,10 @@ impl PolicyConfig {
     pub fn from_json(v: &serde_json::Value, origin: &str) -> Result<Self> {
         let bad = |m: String| Error::BundleInvalid(format!("{origin}: {m}"));
         let raw: RawConfig = serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
-        let need = |x: Option<usize>, name: &str| x.filter(|&n| n > 0).ok_or_else(|| bad(format!("`{name}` is missing or 0")));
+        let need = |x: Option<usize>, name: &str| {
+            x.filter(|&n| n > 0)
+                .ok_or_else(|| bad(format!("`{name}` is missing or 0")))
+        };
         let cfg = PolicyConfig {
             n_ctx: need(raw.n_positions.or(raw.n_ctx), "n_positions")?,
             vocab_size: need(raw.vocab_size, "vocab_size")?,
@@ -55,10 +58,16 @@ impl PolicyConfig {
             eos_token_id: raw.eos_token_id.unwrap_or(crate::text::gpt2::EOS_ID),
         };
         if !cfg.n_embd.is_multiple_of(cfg.n_head) {
-            return Err(bad(format!("n_embd {} is not a multiple of n_head {}", cfg.n_embd, cfg.n_head)));
+            return Err(bad(format!(
+                "n_embd {} is not a multiple of n_head {}",
+                cfg.n_embd, cfg.n_head
+            )));
         }
         if cfg.eos_token_id as usize >= cfg.vocab_size {
-            return Err(bad(format!("eos_token_id {} is outside vocab_size {}", cfg.eos_token_id, cfg.vocab_size)));
+            return Err(bad(format!(
+                "eos_token_id {} is outside vocab_size {}",
+                cfg.eos_token_id, cfg.vocab_size
+            )));
         }
         Ok(cfg)
     }
@@ -84,4 +93,29 @@ pub struct PolicyFiles {
     pub tokenizer: PathBuf,
     pub config_file: PathBuf,
     pub config: PolicyConfig,
+}
+
+impl PolicyFiles {
+    /// Load the policy's `tokenizer.json`, checked against the config: the same EOS id and a
+    /// vocabulary that fits the model's embedding (BundleInvalid otherwise).
+    pub fn load_tokenizer(&self) -> Result<crate::text::Gpt2Tokenizer> {
+        let tok = crate::text::Gpt2Tokenizer::from_tokenizer_json(&self.tokenizer)?;
+        if tok.eos_id() != self.config.eos_token_id {
+            return Err(Error::BundleInvalid(format!(
+                "{}: <|endoftext|> is id {}, but the policy config says eos_token_id {}",
+                self.tokenizer.display(),
+                tok.eos_id(),
+                self.config.eos_token_id
+            )));
+        }
+        if tok.vocab_size() > self.config.vocab_size {
+            return Err(Error::BundleInvalid(format!(
+                "{}: {} tokens, more than the policy's vocab_size {}",
+                self.tokenizer.display(),
+                tok.vocab_size(),
+                self.config.vocab_size
+            )));
+        }
+        Ok(tok)
+    }
 }

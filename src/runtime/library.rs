@@ -10,7 +10,11 @@ use ort::environment::Environment;
 use crate::error::{Error, Result};
 
 /// The file names looked for next to the promptist library, in order.
-pub const NEIGHBOUR_NAMES: &[&str] = &["libonnxruntime.so", "libonnxruntime.so.1.31.1", "libonnxruntime.so.1.30.0"];
+pub const NEIGHBOUR_NAMES: &[&str] = &[
+    "libonnxruntime.so",
+    "libonnxruntime.so.1.31.1",
+    "libonnxruntime.so.1.30.0",
+];
 /// The name handed to the system loader last.
 pub const SYSTEM_NAME: &str = "libonnxruntime.so";
 /// The environment variable with a library path (the same one ort reads).
@@ -85,7 +89,10 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("library", &self.info).field("ignored_request", &self.ignored_request).finish()
+        f.debug_struct("Runtime")
+            .field("library", &self.info)
+            .field("ignored_request", &self.ignored_request)
+            .finish()
     }
 }
 
@@ -98,19 +105,35 @@ impl Runtime {
     /// ONNX Runtime can be loaded only once per process. When it is already loaded and `explicit`
     /// names a different file, the loaded one stays in use and [`Runtime::ignored_request`] says so.
     pub fn get(explicit: Option<&Path>) -> Result<Runtime> {
-        let mut guard = RUNTIME.lock().map_err(|_| Error::Internal("runtime lock poisoned".into()))?;
+        let mut guard = RUNTIME
+            .lock()
+            .map_err(|_| Error::Internal("runtime lock poisoned".into()))?;
         if let Some((env, info)) = guard.as_ref() {
             let ignored_request = explicit.filter(|p| !same_file(p, info)).map(Path::to_path_buf);
-            return Ok(Runtime { env: env.clone(), info: info.clone(), ignored_request });
+            return Ok(Runtime {
+                env: env.clone(),
+                info: info.clone(),
+                ignored_request,
+            });
         }
         let info = load(explicit)?;
         let env = ort::init()
             .with_name("promptist")
             .with_telemetry(false)
             .build()
-            .map_err(|e| Error::RuntimeNotFound(format!("{} loaded but its environment failed: {e}", info.path.display())))?;
+            .map_err(|e| {
+                Error::RuntimeNotFound(format!(
+                    "{} loaded but its ONNX Runtime environment could not be created (ort allows one per \
+                     process; was ort used before promptist::runtime::Runtime::get?): {e}",
+                    info.path.display()
+                ))
+            })?;
         *guard = Some((env.clone(), info.clone()));
-        Ok(Runtime { env, info, ignored_request: None })
+        Ok(Runtime {
+            env,
+            info,
+            ignored_request: None,
+        })
     }
 
     /// The library in use.
@@ -123,6 +146,11 @@ impl Runtime {
     pub fn ignored_request(&self) -> Option<&Path> {
         self.ignored_request.as_deref()
     }
+}
+
+/// The library this process has loaded, if any (loads nothing).
+pub fn loaded() -> Option<LibraryInfo> {
+    RUNTIME.lock().ok().and_then(|g| g.as_ref().map(|(_, info)| info.clone()))
 }
 
 fn same_file(p: &Path, info: &LibraryInfo) -> bool {
@@ -139,7 +167,12 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<Attempt> {
     };
     match explicit {
         Some(p) => push(&mut out, LibrarySource::Explicit, p.to_path_buf(), None),
-        None => push(&mut out, LibrarySource::Explicit, PathBuf::new(), Some("not set".into())),
+        None => push(
+            &mut out,
+            LibrarySource::Explicit,
+            PathBuf::new(),
+            Some("not set".into()),
+        ),
     }
     match std::env::var_os(ENV_VAR) {
         Some(v) if !v.is_empty() => push(&mut out, LibrarySource::EnvVar, PathBuf::from(v), None),
@@ -166,17 +199,35 @@ fn load(explicit: Option<&Path>) -> Result<LibraryInfo> {
         }
         let is_file_path = a.source != LibrarySource::System;
         if is_file_path && !a.path.is_file() {
-            a.failure = Some(if a.path.exists() { "not a file".into() } else { "no such file".into() });
+            a.failure = Some(if a.path.exists() {
+                "not a file".into()
+            } else {
+                "no such file".into()
+            });
             attempts.push(a);
             continue;
         }
         // An absolute path keeps ort from resolving it against the executable's folder.
-        let path = if is_file_path { std::path::absolute(&a.path).unwrap_or(a.path.clone()) } else { a.path.clone() };
+        let path = if is_file_path {
+            std::path::absolute(&a.path).unwrap_or(a.path.clone())
+        } else {
+            a.path.clone()
+        };
         match ort::init_from(&path) {
             Ok(_builder) => {
                 let (version, resolved_path) = loaded_version_and_file(&path);
-                attempts.push(Attempt { source: a.source, path: path.clone(), failure: None });
-                return Ok(LibraryInfo { path, resolved_path, source: a.source, version, attempts });
+                attempts.push(Attempt {
+                    source: a.source,
+                    path: path.clone(),
+                    failure: None,
+                });
+                return Ok(LibraryInfo {
+                    path,
+                    resolved_path,
+                    source: a.source,
+                    version,
+                    attempts,
+                });
             }
             Err(e) => {
                 a.failure = Some(e.to_string());
@@ -206,7 +257,9 @@ pub fn own_library_dir() -> std::result::Result<PathBuf, String> {
     let fname = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
     let path = PathBuf::from(std::ffi::OsStr::from_bytes(fname.to_bytes()));
     let path = std::fs::canonicalize(&path).unwrap_or(path);
-    path.parent().map(Path::to_path_buf).ok_or_else(|| format!("{} has no parent folder", path.display()))
+    path.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} has no parent folder", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -219,7 +272,9 @@ pub fn own_library_dir() -> std::result::Result<PathBuf, String> {
 fn loaded_version_and_file(path: &Path) -> (String, Option<PathBuf>) {
     use std::os::unix::ffi::OsStrExt;
     let fallback = || (version_from_build_info(ort::info()), None);
-    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return fallback() };
+    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return fallback();
+    };
     // SAFETY: RTLD_NOLOAD only returns a handle when ort has already loaded this library (it adds a
     // reference that dlclose drops); nothing new is loaded or initialised.
     let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
@@ -253,7 +308,10 @@ fn loaded_version_and_file(path: &Path) -> (String, Option<PathBuf>) {
         } else {
             None
         };
-        (version.unwrap_or_else(|| version_from_build_info(ort::info())), resolved)
+        (
+            version.unwrap_or_else(|| version_from_build_info(ort::info())),
+            resolved,
+        )
     };
     // SAFETY: drops the reference taken by the RTLD_NOLOAD dlopen above.
     unsafe { libc::dlclose(handle) };

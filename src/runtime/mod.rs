@@ -1,5 +1,8 @@
 //! ONNX Runtime integration (through the `ort` crate, load-dynamic): locating the shared library,
 //! execution providers, sessions.
+//!
+//! Everything that uses ort goes through [`Runtime::get`] first: it loads the library once per
+//! process in the project's search order and owns ort's single environment.
 
 pub mod library;
 pub mod session;
@@ -44,7 +47,9 @@ impl std::str::FromStr for ProviderChoice {
             "cpu" => Ok(ProviderChoice::Cpu),
             "cuda" => Ok(ProviderChoice::Cuda),
             "auto" => Ok(ProviderChoice::Auto),
-            other => Err(crate::Error::InvalidOptions(format!("unknown provider `{other}` (expected cpu, cuda or auto)"))),
+            other => Err(crate::Error::InvalidOptions(format!(
+                "unknown provider `{other}` (expected cpu, cuda or auto)"
+            ))),
         }
     }
 }

@@ -29,8 +29,14 @@ pub struct IoNames {
 }
 
 impl IoNames {
-    pub fn new<I: Into<String>, O: Into<String>>(inputs: impl IntoIterator<Item = I>, outputs: impl IntoIterator<Item = O>) -> Self {
-        IoNames { inputs: inputs.into_iter().map(Into::into).collect(), outputs: outputs.into_iter().map(Into::into).collect() }
+    pub fn new<I: Into<String>, O: Into<String>>(
+        inputs: impl IntoIterator<Item = I>,
+        outputs: impl IntoIterator<Item = O>,
+    ) -> Self {
+        IoNames {
+            inputs: inputs.into_iter().map(Into::into).collect(),
+            outputs: outputs.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -42,13 +48,21 @@ impl Runtime {
     /// Load `model` on the requested provider and check its tensor names (`expect`, if given).
     /// Returns the session and the provider that runs it: `Cuda` fails with ProviderUnavailable when
     /// the CUDA provider cannot be registered; `Auto` falls back to CPU in that case.
-    pub fn session(&self, model: &Path, opts: &SessionOptions, expect: Option<&IoNames>) -> Result<(Session, ProviderKind)> {
+    pub fn session(
+        &self,
+        model: &Path,
+        opts: &SessionOptions,
+        expect: Option<&IoNames>,
+    ) -> Result<(Session, ProviderKind)> {
         if !model.is_file() {
             return Err(Error::ModelFormat(format!("model file not found: {}", model.display())));
         }
         let (session, kind) = match opts.provider {
             ProviderChoice::Cpu => (self.build(model, opts, None)?, ProviderKind::Cpu),
-            ProviderChoice::Cuda => (self.build(model, opts, Some(cuda_ep(opts.device_id)))?, ProviderKind::Cuda),
+            ProviderChoice::Cuda => (
+                self.build(model, opts, Some(cuda_ep(opts.device_id)))?,
+                ProviderKind::Cuda,
+            ),
             ProviderChoice::Auto => match self.build(model, opts, Some(cuda_ep(opts.device_id))) {
                 Ok(s) => (s, ProviderKind::Cuda),
                 Err(Error::ProviderUnavailable(_)) => (self.build(model, opts, None)?, ProviderKind::Cpu),
@@ -65,8 +79,11 @@ impl Runtime {
         let infer = |e: ort::Error| Error::Inference(format!("creating a session for {}: {e}", model.display()));
         let mut b = Session::builder(&self.env).map_err(infer)?;
         if opts.intra_op_threads > 0 {
-            b = b.with_intra_threads(opts.intra_op_threads).map_err(|e| infer(e.into()))?;
+            b = b
+                .with_intra_threads(opts.intra_op_threads)
+                .map_err(|e| infer(e.into()))?;
         }
+        let with_cuda = ep.is_some();
         if let Some(ep) = ep {
             b = b.with_execution_providers([ep]).map_err(|e| {
                 Error::ProviderUnavailable(format!(
@@ -78,7 +95,20 @@ impl Runtime {
                 ))
             })?;
         }
-        b.commit_from_file(model).map_err(infer)
+        b.commit_from_file(model).map_err(|e| {
+            // The CUDA provider can register and still fail when the session starts (no device,
+            // missing cuDNN/cuBLAS): that is the provider being unavailable, not a bad model.
+            let msg = e.to_string();
+            let lower = msg.to_ascii_lowercase();
+            if with_cuda && ["cuda", "cudnn", "cublas"].iter().any(|w| lower.contains(w)) {
+                Error::ProviderUnavailable(format!(
+                    "the CUDA provider failed to start a session for {}: {msg}",
+                    model.display()
+                ))
+            } else {
+                infer(e)
+            }
+        })
     }
 }
 

@@ -14,9 +14,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> promptist::Result<()> {
-    let checksums = if args.skip_checksums { Checksums::Skip } else { Checksums::Verify };
+    let checksums = if args.skip_checksums {
+        Checksums::Skip
+    } else {
+        Checksums::Verify
+    };
     let m = read_manifest(&args.bundle)?;
-    println!("bundle: {} (format {}) at {}", m.name, m.format_version, args.bundle.display());
+    println!(
+        "bundle: {} (format {}) at {}",
+        m.name,
+        m.format_version,
+        args.bundle.display()
+    );
     if !m.description.is_empty() {
         println!("description: {}", m.description);
     }
@@ -49,14 +58,25 @@ pub fn run(args: Args) -> promptist::Result<()> {
     let b = Bundle::open(&args.bundle, Checksums::Skip)?;
     if let Ok(p) = b.policy() {
         let c = p.config;
+        let tok = p.load_tokenizer()?;
         println!(
-            "policy: n_ctx {} vocab {} n_layer {} n_head {} n_embd {} eos {}",
-            c.n_ctx, c.vocab_size, c.n_layer, c.n_head, c.n_embd, c.eos_token_id
+            "policy: n_ctx {} vocab {} n_layer {} n_head {} n_embd {} eos {}; tokenizer {} tokens",
+            c.n_ctx,
+            c.vocab_size,
+            c.n_layer,
+            c.n_head,
+            c.n_embd,
+            c.eos_token_id,
+            tok.vocab_size()
         );
     } else {
         println!("policy: absent (optimize is not available with this bundle)");
     }
-    let how = if args.skip_checksums { "sizes checked, sha256 skipped" } else { "sizes and sha256 match" };
+    let how = if args.skip_checksums {
+        "sizes checked, sha256 skipped"
+    } else {
+        "sizes and sha256 match"
+    };
     println!("OK: {files} files, {bytes} bytes ({how})");
     Ok(())
 }
