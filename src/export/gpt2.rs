@@ -98,7 +98,8 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
         return Err(Error::InvalidOptions(format!("GPT-2 export dtype must be F32 or F16, got {t:?}")));
     }
     let w = Weights { map: weights };
-    let (e, nh, hd, v, ctx, inner) = (cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size, cfg.context(), cfg.inner());
+    let (e, nh, hd, v, ctx, inner) =
+        (cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size, cfg.context(), cfg.inner());
     let eps = cfg.layer_norm_epsilon as f32;
     let float = |dims: &[usize], x: &[f32]| TensorData::float_as(dims, x, t);
 
@@ -167,7 +168,7 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
     let mut x = g.op("Reshape", &[&x3, &flat_e], vec![]); // [N, E]
 
     let perm_bhsd = vec![0i64, 2, 1, 3];
-    for i in 0..cfg.n_layer {
+    for (i, (pk, pv)) in pasts.iter().enumerate() {
         let p = |s: &str| format!("h.{i}.{s}");
         let init = |g: &mut GraphBuilder, key: &str, shape: &[usize]| -> Result<String> {
             let tw = w.get(&p(key), shape)?;
@@ -181,7 +182,12 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
         if cfg.scale_attn_by_inverse_layer_idx {
             scale /= (i + 1) as f64;
         }
-        let (qkv_w, qkv_b) = scaled_qkv(w.get(&p("attn.c_attn.weight"), &[e, 3 * e])?, w.get(&p("attn.c_attn.bias"), &[3 * e])?, e, scale as f32);
+        let (qkv_w, qkv_b) = scaled_qkv(
+            w.get(&p("attn.c_attn.weight"), &[e, 3 * e])?,
+            w.get(&p("attn.c_attn.bias"), &[3 * e])?,
+            e,
+            scale as f32,
+        );
         let cw = g.initializer(&format!("transformer.{}", p("attn.c_attn.weight")), float(&[e, 3 * e], &qkv_w));
         let cb = g.initializer(&format!("transformer.{}", p("attn.c_attn.bias")), float(&[3 * e], &qkv_b));
         let qkv = g.op("Gemm", &[&h, &cw, &cb], vec![]);
@@ -193,7 +199,6 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
         let q = heads(&mut g, &parts[0]);
         let k = heads(&mut g, &parts[1]);
         let vh = heads(&mut g, &parts[2]);
-        let (pk, pv) = &pasts[i];
         let present_k = present_key_name(i);
         let present_v = present_value_name(i);
         g.node_named("Concat", &[pk, &k], &[&present_k], vec![attr("axis", 2i64)], "");
@@ -232,9 +237,15 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
     let lnf_b = g.initializer("transformer.ln_f.bias", float(&[e], &w.get("ln_f.bias", &[e])?.data));
     let hf = g.op("LayerNormalization", &[&x, &lnf_w, &lnf_b], vec![attr("axis", -1i64), attr("epsilon", eps)]);
     let head = match weights.get("lm_head.weight") {
-        Some(lm) if lm.shape == [v, e] && lm.data != wte.data => g.initializer("lm_head.weight", float(&[v, e], &lm.data)),
+        Some(lm) if lm.shape == [v, e] && lm.data != wte.data => {
+            g.initializer("lm_head.weight", float(&[v, e], &lm.data))
+        }
         Some(lm) if lm.shape != [v, e] => {
-            return Err(Error::ModelFormat(format!("weight lm_head.weight has shape {:?}, expected {:?}", lm.shape, [v, e])))
+            return Err(Error::ModelFormat(format!(
+                "weight lm_head.weight has shape {:?}, expected {:?}",
+                lm.shape,
+                [v, e]
+            )))
         }
         _ => wte_name.clone(),
     };
@@ -242,13 +253,12 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
     let v_shape = g.const_i64s(&[v as i64]);
     let bsv = g.op("Concat", &[&ids_shape, &v_shape], vec![attr("axis", 0i64)]);
     let logits = g.op("Reshape", &[&logits2, &bsv], vec![]);
-    let logits = if t == DType::F16 { g.op("Cast", &[&logits], vec![attr("to", DType::F32.onnx() as i64)]) } else { logits };
+    let logits =
+        if t == DType::F16 { g.op("Cast", &[&logits], vec![attr("to", DType::F32.onnx() as i64)]) } else { logits };
     // Declare outputs in optimum's order: logits first, then the presents.
     g.output(&logits, LOGITS, DType::F32, &[batch, seq, Dim::Fixed(v as i64)]);
     let mut model = g.finish();
-    let n_out = model.graph.output.len();
-    model.graph.output.rotate_right(1);
-    debug_assert_eq!(model.graph.output.len(), n_out);
+    model.graph.output.rotate_right(1); // logits was declared last
     Ok(model)
 }
 
@@ -261,4 +271,75 @@ fn scaled_qkv(wt: &Tensor, bt: &Tensor, e: usize, scale: f32) -> (Vec<f32>, Vec<
     let mut bq = bt.data.clone();
     bq[..e].iter_mut().for_each(|x| *x *= scale);
     (wq, bq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::tiny::random_gpt2_weights;
+
+    fn small() -> Gpt2Config {
+        let mut c = Gpt2Config::tiny();
+        c.vocab_size = 97;
+        c.n_positions = Some(16);
+        c
+    }
+
+    #[test]
+    fn io_names_follow_optimum() {
+        let cfg = small();
+        let w = random_gpt2_weights(&cfg, 1, 1.0).unwrap();
+        let m = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap();
+        let ins: Vec<&str> = m.graph.input.iter().map(|i| i.name.as_str()).collect();
+        let outs: Vec<&str> = m.graph.output.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            ins,
+            [
+                "input_ids",
+                "attention_mask",
+                "position_ids",
+                "past_key_values.0.key",
+                "past_key_values.0.value",
+                "past_key_values.1.key",
+                "past_key_values.1.value"
+            ]
+        );
+        assert_eq!(outs, ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]);
+        // the untied head of random_gpt2_weights is its own initializer
+        assert!(m.initializers.iter().any(|(n, _)| n == "lm_head.weight"));
+    }
+
+    #[test]
+    fn tied_head_shares_wte_and_prefix_is_optional() {
+        let cfg = small();
+        let mut w = random_gpt2_weights(&cfg, 2, 1.0).unwrap();
+        w.tensors.remove("lm_head.weight");
+        let unprefixed = WeightMap {
+            tensors: w
+                .tensors
+                .into_iter()
+                .map(|(k, v)| (k.trim_start_matches("transformer.").to_string(), v))
+                .collect(),
+        };
+        let m = build_gpt2(&cfg, &unprefixed, &Gpt2ExportOptions { dtype: DType::F16 }).unwrap();
+        assert!(!m.initializers.iter().any(|(n, _)| n == "lm_head.weight"));
+        assert!(m
+            .initializers
+            .iter()
+            .filter(|(n, _)| n.starts_with("transformer."))
+            .all(|(_, t)| t.dtype() == DType::F16));
+    }
+
+    #[test]
+    fn missing_or_misshapen_weight_is_model_format() {
+        let cfg = small();
+        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        w.tensors.remove("transformer.h.1.mlp.c_fc.bias");
+        let e = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap_err();
+        assert_eq!(e.code(), crate::Code::ModelFormat);
+        assert!(e.to_string().contains("h.1.mlp.c_fc.bias"), "{e}");
+        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        w.insert("transformer.wpe.weight", Tensor::new(vec![8, 64], vec![0.0; 512]).unwrap());
+        assert!(build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).is_err());
+    }
 }

@@ -2,14 +2,15 @@
 //! the runtime executes (GPT-2 policy now), plus the checkpoint -> bundle converter and the seeded
 //! tiny-model generator used by tests.
 
-pub mod onnx;
 pub mod gpt2;
 pub mod gpt2_config;
+pub mod onnx;
+pub mod optimum_import;
 
 pub use gpt2::{build_gpt2, Gpt2ExportOptions};
 pub use gpt2_config::Gpt2Config;
-pub mod tiny;
 pub mod convert;
+pub mod tiny;
 
 pub use convert::{convert_checkpoint, ConvertOptions};
 pub use tiny::{random_gpt2_weights, write_random_checkpoint};

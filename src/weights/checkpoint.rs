@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{read_safetensors, WeightMap};
+use super::{read_safetensors, Tensor, WeightMap};
 use crate::{Error, Result};
 
 /// Which file a checkpoint's weights came from.
@@ -20,7 +20,9 @@ impl CheckpointFormat {
     /// The file read (the index file for sharded checkpoints).
     pub fn path(&self) -> &Path {
         match self {
-            CheckpointFormat::Safetensors(p) | CheckpointFormat::ShardedSafetensors(p) | CheckpointFormat::PytorchBin(p) => p,
+            CheckpointFormat::Safetensors(p)
+            | CheckpointFormat::ShardedSafetensors(p)
+            | CheckpointFormat::PytorchBin(p) => p,
         }
     }
 }
@@ -47,14 +49,17 @@ pub fn load_checkpoint_weights(dir: &Path) -> Result<(WeightMap, CheckpointForma
 
 fn read_sharded(dir: &Path, index: &Path) -> Result<WeightMap> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(format!("reading {}", index.display()), e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", index.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", index.display())))?;
     let wm = v
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| Error::ModelFormat(format!("{}: no \"weight_map\" object", index.display())))?;
     let mut shards = BTreeSet::new();
     for (name, file) in wm {
-        let f = file.as_str().ok_or_else(|| Error::ModelFormat(format!("{}: weight {name} maps to a non-string", index.display())))?;
+        let f = file
+            .as_str()
+            .ok_or_else(|| Error::ModelFormat(format!("{}: weight {name} maps to a non-string", index.display())))?;
         if f.contains('/') || f.contains('\\') || f.contains("..") {
             return Err(Error::ModelFormat(format!("{}: shard name {f:?} is not a plain file name", index.display())));
         }
@@ -72,10 +77,14 @@ fn read_sharded(dir: &Path, index: &Path) -> Result<WeightMap> {
     Ok(out)
 }
 
-/// `pytorch_model.bin` through the zip-pickle reader (src/weights/torch_pickle.rs).
+/// `pytorch_model.bin` through the zip-pickle reader (src/weights/torch_pickle.rs); every tensor is
+/// converted to f32 (non-float entries such as GPT-2's legacy `attn.bias` / `attn.masked_bias`
+/// buffers become f32 too and are simply not used by the graph builder).
 fn read_pytorch_bin(path: &Path) -> Result<WeightMap> {
-    Err(Error::ModelFormat(format!(
-        "{}: reading PyTorch pickle checkpoints is not available in this build yet; convert it to model.safetensors first",
-        path.display()
-    )))
+    let mut out = WeightMap::new();
+    for (name, t) in super::torch_pickle::load(path)? {
+        let data = t.to_f32()?;
+        out.insert(name, Tensor::new(t.shape, data)?);
+    }
+    Ok(out)
 }

@@ -32,7 +32,7 @@ def run_cli(*args):
     return r
 
 
-def make_hf_checkpoint(out: Path, cfg: dict, seed: int):
+def make_hf_checkpoint(out: Path, cfg: dict, seed: int, safe: bool = True):
     """A GPT2LMHeadModel with seeded random weights (LayerNorm gains/biases and all biases random
     too, so every term of the graph is exercised), saved as safetensors + tokenizer.json."""
     import torch
@@ -46,7 +46,7 @@ def make_hf_checkpoint(out: Path, cfg: dict, seed: int):
                 p.normal_(0.0, 0.02)
             elif ".ln_" in name:
                 p.normal_(1.0, 0.1)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=safe)
     shutil.copy(TOKENIZER_JSON, out / "tokenizer.json")
     return model
 

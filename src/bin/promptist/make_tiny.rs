@@ -25,6 +25,12 @@ pub struct Args {
 pub fn run(a: Args) -> promptist::Result<()> {
     let cfg = Gpt2Config::preset(&a.preset)?;
     write_random_checkpoint(&a.out, &cfg, a.seed, a.scale)?;
-    eprintln!("make-tiny: wrote {} (preset {}, seed {}, scale {}; RANDOM weights)", a.out.display(), a.preset, a.seed, a.scale);
+    eprintln!(
+        "make-tiny: wrote {} (preset {}, seed {}, scale {}; RANDOM weights)",
+        a.out.display(),
+        a.preset,
+        a.seed,
+        a.scale
+    );
     Ok(())
 }
