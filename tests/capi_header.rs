@@ -98,5 +98,5 @@ fn every_function_is_documented() {
             assert!(i > 0 && lines[i - 1].starts_with("//"), "undocumented function in include/promptist.h: {l}");
         }
     }
-    assert!(functions >= 22, "found only {functions} function declarations");
+    assert!(functions >= 21, "found only {functions} function declarations");
 }
