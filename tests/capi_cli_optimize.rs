@@ -9,7 +9,7 @@ fn bundle(dir: &Path) -> PathBuf {
     assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
     let ck = dir.join("ck");
     let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
-    promptist::export::write_random_checkpoint(&ck, &cfg, 4, promptist::export::tiny::DEFAULT_SCALE).unwrap();
+    promptist::export::write_random_checkpoint(&ck, &cfg, 4, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
     let b = dir.join("bundle");
     promptist::export::convert_checkpoint(&ck, &b, &promptist::export::ConvertOptions::default(), &mut |_| {}).unwrap();
     b

@@ -37,7 +37,7 @@ fn bundles() -> &'static Bundles {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("ck");
         let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
-        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::DEFAULT_SCALE).unwrap();
+        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
         let good = dir.path().join("good");
         promptist::export::convert_checkpoint(&ck, &good, &promptist::export::ConvertOptions::default(), &mut |_| {}).unwrap();
         let copy = |name: &str| {
