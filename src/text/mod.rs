@@ -2,3 +2,5 @@
 
 pub mod clip;
 pub mod gpt2;
+
+pub use gpt2::Gpt2Tokenizer;
