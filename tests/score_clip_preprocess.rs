@@ -1,9 +1,8 @@
 //! CLIP image preprocessing against open_clip's eval `image_transform` on PIL images: every element
 //! of 3x224x224 on random images of 10 sizes (incl. 512x512, 256x256, upscaling, extreme aspects);
 //! differences measured in [0,1] pixel units (normalised difference times the channel std): mean
-//! abs within 1/255 (the requirement), max abs reported and bounded by 0.15. Bit-exact in most
-//! sizes; Pillow 13 sometimes runs the vertical pass first (225x1000 and 333x777 here), which this crate does
-//! not reproduce (a rounding difference of the 8-bit intermediate image).
+//! abs within 1/255 (the requirement), max abs reported and bounded by 0.15. (With Pillow 13 every
+//! size is bit-exact: the pass order rule, incl. 225x1000 and 333x777 which go vertical first.)
 
 mod score_common;
 
