@@ -19,6 +19,7 @@
 //! ASCII and the ideographic space to ASCII, control characters removed. NOT implemented: ftfy's
 //! mojibake repair (text that was decoded with the wrong codec), which can differ on such input.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -252,7 +253,14 @@ impl ClipTokenizer {
         if vocab.len() != VOCAB_SIZE {
             return Err(Error::Tokenizer(format!("built {} tokens, expected {VOCAB_SIZE}", vocab.len())));
         }
-        let map: tokenizers::models::bpe::Vocab = vocab.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        let map: HashMap<String, u32> = vocab.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        Self::from_vocab_and_merges(map, merges)
+    }
+
+    /// Build from a token -> id map and ordered merges (as in a transformers CLIP `tokenizer/`
+    /// folder: `vocab.json` + `merges.txt`).
+    pub fn from_vocab_and_merges(vocab: HashMap<String, u32>, merges: Vec<(String, String)>) -> Result<Self> {
+        let map: tokenizers::models::bpe::Vocab = vocab.into_iter().collect();
         let bpe = BPE::builder()
             .vocab_and_merges(map, merges)
             .end_of_word_suffix("</w>".to_string())
@@ -270,6 +278,34 @@ impl ClipTokenizer {
         let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| Error::Tokenizer(format!("{t} missing")));
         let (sot, eot) = (id(START_OF_TEXT)?, id(END_OF_TEXT)?);
         Ok(Self { tokenizer, sot, eot })
+    }
+
+    /// Build from a transformers CLIP tokenizer folder's `vocab.json` and `merges.txt` (the
+    /// optimum / diffusers `tokenizer/` layout; `merges.txt` starts with a `#version` line).
+    pub fn from_vocab_merges_files(vocab_json: &Path, merges_txt: &Path) -> Result<Self> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))
+        };
+        let vocab: HashMap<String, u32> = serde_json::from_str(&read(vocab_json)?)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", vocab_json.display())))?;
+        let mut merges = Vec::new();
+        for (i, line) in read(merges_txt)?.lines().enumerate() {
+            if line.starts_with("#version") || line.trim().is_empty() {
+                continue;
+            }
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), None) => merges.push((a.to_string(), b.to_string())),
+                _ => {
+                    return Err(Error::Tokenizer(format!(
+                        "{}: bad merge on line {}: {line:?}",
+                        merges_txt.display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+        Self::from_vocab_and_merges(vocab, merges)
     }
 
     pub fn start_of_text(&self) -> u32 {
