@@ -11,17 +11,27 @@ use promptist::reward::preprocess::{clip_preprocess, resize_bicubic_rgb8, CLIP_S
 use score_common::run_json;
 
 fn read_f32(p: &std::path::Path) -> Vec<f32> {
-    std::fs::read(p).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    std::fs::read(p)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[test]
 fn clip_preprocess_matches_open_clip() {
     let dir = tempfile::tempdir().unwrap();
-    let py = run_json("score_clip_preprocess_ref.py", &[dir.path().to_str().unwrap()]);
+    let py = run_json(
+        "score_clip_preprocess_ref.py",
+        &[dir.path().to_str().unwrap()],
+    );
     let shapes = py["images"].as_array().unwrap();
     assert_eq!(shapes.len(), 10);
     for (k, s) in shapes.iter().enumerate() {
-        let (w, h) = (s[0].as_u64().unwrap() as usize, s[1].as_u64().unwrap() as usize);
+        let (w, h) = (
+            s[0].as_u64().unwrap() as usize,
+            s[1].as_u64().unwrap() as usize,
+        );
         let rgb = std::fs::read(dir.path().join(format!("img_{k}.rgb"))).unwrap();
         let want = read_f32(&dir.path().join(format!("ref_{k}.f32")));
         let got = clip_preprocess(&rgb, w, h).unwrap();
@@ -34,7 +44,10 @@ fn clip_preprocess_matches_open_clip() {
             exact += (a == b) as usize;
         }
         let mean = sum / got.len() as f64;
-        eprintln!("{w}x{h}: mean abs {mean:e}, max abs {max:e}, bit-exact {exact}/{}", got.len());
+        eprintln!(
+            "{w}x{h}: mean abs {mean:e}, max abs {max:e}, bit-exact {exact}/{}",
+            got.len()
+        );
         assert!(mean <= 1.0 / 255.0, "{w}x{h}: mean abs {mean}");
         assert!(max <= 0.15, "{w}x{h}: max abs {max}");
     }
@@ -42,15 +55,28 @@ fn clip_preprocess_matches_open_clip() {
     let pairs = py["resize"].as_array().unwrap();
     let mut exact = 0;
     for (k, p) in pairs.iter().enumerate() {
-        let v: Vec<usize> = p.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let v: Vec<usize> = p
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
         let rgb = std::fs::read(dir.path().join(format!("rs_{k}.rgb"))).unwrap();
         let want = std::fs::read(dir.path().join(format!("rs_{k}.out"))).unwrap();
         let got = resize_bicubic_rgb8(&rgb, v[0], v[1], v[2], v[3]).unwrap();
-        let max = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
         assert_eq!(got.len(), want.len());
         assert!(max <= 1, "resize {v:?}: max byte difference {max}");
         exact += (got == want) as usize;
     }
-    eprintln!("Pillow resize: {exact}/{} size pairs byte-exact", pairs.len());
+    eprintln!(
+        "Pillow resize: {exact}/{} size pairs byte-exact",
+        pairs.len()
+    );
     assert_eq!(exact, pairs.len());
 }

@@ -12,27 +12,40 @@ use promptist::text::clip::ClipTokenizer;
 use score_common::run_json;
 
 fn bpe() -> PathBuf {
-    let p = std::env::var("PROMPTIST_CLIP_BPE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from("/work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz")
-    });
-    assert!(p.exists(), "CLIP merges not found (set PROMPTIST_CLIP_BPE): {}", p.display());
+    let p = std::env::var("PROMPTIST_CLIP_BPE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz"));
+    assert!(
+        p.exists(),
+        "CLIP merges not found (set PROMPTIST_CLIP_BPE): {}",
+        p.display()
+    );
     p
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn clip_tokenizer_matches_open_clip_and_transformers() {
     let path = bpe();
     let dir = tempfile::tempdir().unwrap();
-    let py = run_json("score_clip_tokenizer_ref.py", &[path.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let py = run_json(
+        "score_clip_tokenizer_ref.py",
+        &[path.to_str().unwrap(), dir.path().to_str().unwrap()],
+    );
     let tok = ClipTokenizer::from_bpe_gz(&path).unwrap();
     // The same tokenizer from the transformers folder layout (vocab.json + merges.txt).
-    let tok_dir =
-        ClipTokenizer::from_vocab_merges_files(&dir.path().join("vocab.json"), &dir.path().join("merges.txt"))
-            .unwrap();
+    let tok_dir = ClipTokenizer::from_vocab_merges_files(
+        &dir.path().join("vocab.json"),
+        &dir.path().join("merges.txt"),
+    )
+    .unwrap();
     assert_eq!((tok.start_of_text(), tok.end_of_text()), (49406, 49407));
     let strings = py["strings"].as_array().unwrap();
     assert!(strings.len() >= 200);
@@ -44,26 +57,45 @@ fn clip_tokenizer_matches_open_clip_and_transformers() {
         let want_tf = ids(&py["transformers"][k]);
         let got_oc = tok.tokenize_open_clip(s).unwrap();
         let got_tf = tok.tokenize_sd(s).unwrap();
-        assert_eq!(tok_dir.tokenize_sd(s).unwrap(), got_tf, "vocab.json+merges.txt tokenizer differs on {s:?}");
+        assert_eq!(
+            tok_dir.tokenize_sd(s).unwrap(),
+            got_tf,
+            "vocab.json+merges.txt tokenizer differs on {s:?}"
+        );
         assert_eq!(got_oc.len(), 77);
         if want_oc[76] != 0 {
             truncated += 1;
             assert_eq!(got_oc[76], 49407);
         }
         if got_oc != want_oc {
-            bad.push(format!("open_clip {s:?}:\n  got  {got_oc:?}\n  want {want_oc:?}"));
+            bad.push(format!(
+                "open_clip {s:?}:\n  got  {got_oc:?}\n  want {want_oc:?}"
+            ));
         }
         if got_tf != want_tf {
-            bad.push(format!("transformers {s:?}:\n  got  {got_tf:?}\n  want {want_tf:?}"));
+            bad.push(format!(
+                "transformers {s:?}:\n  got  {got_tf:?}\n  want {want_tf:?}"
+            ));
         }
     }
-    eprintln!("{} strings, {truncated} truncated at 77, {} mismatches", strings.len(), bad.len());
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    eprintln!(
+        "{} strings, {truncated} truncated at 77, {} mismatches",
+        strings.len(),
+        bad.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn missing_file_is_an_io_error() {
-    let e = ClipTokenizer::from_bpe_gz(std::path::Path::new("/nonexistent/bpe.txt.gz")).err().unwrap();
+    let e = ClipTokenizer::from_bpe_gz(std::path::Path::new("/nonexistent/bpe.txt.gz"))
+        .err()
+        .unwrap();
     assert_eq!(e.code(), promptist::Code::Io);
     assert!(e.to_string().contains("/nonexistent/bpe.txt.gz"));
 }

@@ -48,7 +48,9 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f64> {
         bb += y * y;
     }
     if aa == 0.0 || bb == 0.0 {
-        return Err(Error::InvalidOptions("cosine similarity of a zero embedding".into()));
+        return Err(Error::InvalidOptions(
+            "cosine similarity of a zero embedding".into(),
+        ));
     }
     Ok(ab / (aa.sqrt() * bb.sqrt()))
 }
@@ -56,9 +58,15 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f64> {
 /// The Promptist reward from per-image aesthetic scores of y's and x's images and the similarities
 /// s_i of y's images to x's text. `aesthetic_y` and `similarity` are per image of y (same length);
 /// `aesthetic_x` per image of x (any non-zero length).
-pub fn promptist_reward(aesthetic_y: &[f64], aesthetic_x: &[f64], similarity: &[f64]) -> Result<Reward> {
+pub fn promptist_reward(
+    aesthetic_y: &[f64],
+    aesthetic_x: &[f64],
+    similarity: &[f64],
+) -> Result<Reward> {
     if aesthetic_y.is_empty() || aesthetic_x.is_empty() {
-        return Err(Error::InvalidOptions("the reward needs at least one image of x and of y".into()));
+        return Err(Error::InvalidOptions(
+            "the reward needs at least one image of x and of y".into(),
+        ));
     }
     if aesthetic_y.len() != similarity.len() {
         return Err(Error::InvalidOptions(format!(
@@ -70,8 +78,11 @@ pub fn promptist_reward(aesthetic_y: &[f64], aesthetic_x: &[f64], similarity: &[
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let base = mean(aesthetic_x);
     let n = aesthetic_y.len() as f64;
-    let per_image: Vec<f64> =
-        aesthetic_y.iter().zip(similarity).map(|(&a, &s)| a - base + relevance_term(s)).collect();
+    let per_image: Vec<f64> = aesthetic_y
+        .iter()
+        .zip(similarity)
+        .map(|(&a, &s)| a - base + relevance_term(s))
+        .collect();
     Ok(Reward {
         reward: per_image.iter().sum::<f64>() / n,
         relevance: similarity.iter().map(|&s| relevance_term(s)).sum::<f64>() / n,
@@ -135,7 +146,13 @@ mod tests {
         assert!(promptist_reward(&[1.0, 2.0], &[1.0], &[0.1]).is_err());
         assert!(cosine_similarity(&[1.0], &[1.0, 2.0]).is_err());
         assert!(cosine_similarity(&[0.0, 0.0], &[1.0, 2.0]).is_err());
-        assert!(close(cosine_similarity(&[1.0, 0.0], &[0.0, 2.0]).unwrap(), 0.0));
-        assert!(close(cosine_similarity(&[1.0, 1.0], &[2.0, 2.0]).unwrap(), 1.0));
+        assert!(close(
+            cosine_similarity(&[1.0, 0.0], &[0.0, 2.0]).unwrap(),
+            0.0
+        ));
+        assert!(close(
+            cosine_similarity(&[1.0, 1.0], &[2.0, 2.0]).unwrap(),
+            1.0
+        ));
     }
 }

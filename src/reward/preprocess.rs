@@ -41,15 +41,20 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
             // C casts truncate toward zero.
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let w: Vec<f64> =
-                (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) * ss)).collect();
+            let w: Vec<f64> = (xmin..xmax)
+                .map(|x| bicubic((x as f64 - center + 0.5) * ss))
+                .collect();
             let total: f64 = w.iter().sum();
             let k = w
                 .iter()
                 .map(|&v| {
                     let v = if total != 0.0 { v / total } else { v };
                     let f = v * (1u32 << PRECISION_BITS) as f64;
-                    if v < 0.0 { (f - 0.5) as i32 } else { (f + 0.5) as i32 }
+                    if v < 0.0 {
+                        (f - 0.5) as i32
+                    } else {
+                        (f + 0.5) as i32
+                    }
                 })
                 .collect();
             (xmin, k)
@@ -110,7 +115,13 @@ fn pass(src: &[u8], w: usize, h: usize, horizontal: bool, new_len: usize) -> Vec
 /// as many pixels as the width (`new_h < h && h - new_h > 2 (w - new_w)`), else horizontal first;
 /// a pass whose size does not change is skipped. (The rule was read off Pillow 13.0.0's output:
 /// it held on 680 size pairs where the two orders differ, incl. the equality edge.)
-pub fn resize_bicubic_rgb8(rgb: &[u8], w: usize, h: usize, new_w: usize, new_h: usize) -> Result<Vec<u8>> {
+pub fn resize_bicubic_rgb8(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    new_w: usize,
+    new_h: usize,
+) -> Result<Vec<u8>> {
     if w == 0 || h == 0 || new_w == 0 || new_h == 0 || rgb.len() != w * h * 3 {
         return Err(Error::InvalidOptions(format!(
             "resize: {w}x{h} image with {} bytes to {new_w}x{new_h}",
@@ -124,7 +135,9 @@ pub fn resize_bicubic_rgb8(rgb: &[u8], w: usize, h: usize, new_w: usize, new_h: 
         (false, false) => rgb.to_vec(),
         (true, false) => pass(rgb, w, h, true, new_w),
         (false, true) => pass(rgb, w, h, false, new_h),
-        (true, true) if vertical_first => pass(&pass(rgb, w, h, false, new_h), w, new_h, true, new_w),
+        (true, true) if vertical_first => {
+            pass(&pass(rgb, w, h, false, new_h), w, new_h, true, new_w)
+        }
         (true, true) => pass(&pass(rgb, w, h, true, new_w), new_w, h, false, new_h),
     })
 }
@@ -142,7 +155,11 @@ pub fn shortest_side_size(w: usize, h: usize, size: usize) -> (usize, usize) {
 pub fn clip_preprocess(rgb: &[u8], w: usize, h: usize) -> Result<Vec<f32>> {
     let s = CLIP_IMAGE_SIZE;
     let (rw, rh) = shortest_side_size(w, h, s);
-    let resized = if (rw, rh) == (w, h) { rgb.to_vec() } else { resize_bicubic_rgb8(rgb, w, h, rw, rh)? };
+    let resized = if (rw, rh) == (w, h) {
+        rgb.to_vec()
+    } else {
+        resize_bicubic_rgb8(rgb, w, h, rw, rh)?
+    };
     let top = ((rh - s) as f64 / 2.0).round_ties_even() as usize;
     let left = ((rw - s) as f64 / 2.0).round_ties_even() as usize;
     let mut out = vec![0f32; 3 * s * s];
