@@ -1,5 +1,7 @@
 //! Stable Diffusion sampling pieces: noise schedulers (diffusers' algorithms, one file each) and
 //! seeded initial latents.
 
+pub mod guidance;
 pub mod latents;
+pub mod postprocess;
 pub mod scheduler;

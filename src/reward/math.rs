@@ -93,9 +93,52 @@ pub fn promptist_reward(
     })
 }
 
+/// The reward from CLIP embeddings: `text_x` is the CLIP text embedding of x; `images_y` /
+/// `images_x` the CLIP image embeddings of y's / x's images; `head` scores L2-normalised image
+/// embeddings (the aesthetic predictor, folded).
+pub fn reward_from_embeddings(
+    head: &crate::reward::aesthetic::FoldedHead,
+    text_x: &[f32],
+    images_y: &[Vec<f32>],
+    images_x: &[Vec<f32>],
+) -> Result<Reward> {
+    let aesthetic_y = images_y
+        .iter()
+        .map(|e| head.score(e))
+        .collect::<Result<Vec<_>>>()?;
+    let aesthetic_x = images_x
+        .iter()
+        .map(|e| head.score(e))
+        .collect::<Result<Vec<_>>>()?;
+    let similarity = images_y
+        .iter()
+        .map(|e| cosine_similarity(e, text_x))
+        .collect::<Result<Vec<_>>>()?;
+    promptist_reward(&aesthetic_y, &aesthetic_x, &similarity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_embeddings_by_hand() {
+        use crate::reward::aesthetic::FoldedHead;
+        // A(e) = e1/|e| + 2 e2/|e|; x's images both [1, 0] -> mean A(x) = 1.
+        let head = FoldedHead {
+            w: vec![1.0, 2.0],
+            b: 0.0,
+        };
+        let text_x = [3.0f32, 0.0];
+        let y = vec![vec![2.0f32, 0.0], vec![0.0, 5.0]];
+        let x = vec![vec![1.0f32, 0.0], vec![4.0, 0.0]];
+        let r = reward_from_embeddings(&head, &text_x, &y, &x).unwrap();
+        // y0: s = 1, A = 1 -> 1 - 1 + 0 = 0; y1: s = 0, A = 2 -> 2 - 1 - 5.6 = -4.6; mean -2.3
+        assert!((r.reward + 2.3).abs() < 1e-12, "{}", r.reward);
+        assert_eq!(r.similarity, vec![1.0, 0.0]);
+        assert_eq!(r.aesthetic_y, vec![1.0, 2.0]);
+        assert_eq!(r.aesthetic_x, vec![1.0, 1.0]);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12

@@ -6,4 +6,6 @@ pub mod math;
 pub mod preprocess;
 
 pub use aesthetic::{AestheticHead, FoldedHead};
-pub use math::{cosine_similarity, promptist_reward, relevance_term, Reward};
+pub use math::{
+    cosine_similarity, promptist_reward, relevance_term, reward_from_embeddings, Reward,
+};
