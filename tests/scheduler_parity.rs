@@ -8,6 +8,8 @@ mod score_common;
 
 use promptist::diffusion::scheduler::dpm_solver::{DpmSolverMultistepScheduler, DpmSolverSettings};
 use promptist::diffusion::scheduler::{build, Scheduler, SchedulerConfig, SchedulerKind};
+use std::sync::OnceLock;
+
 use score_common::{f32s, i64s, max_abs, run_json};
 
 const SD14_CONFIG: &str = r#"{"_class_name": "PNDMScheduler", "_diffusers_version": "0.7.0.dev0",
@@ -37,28 +39,97 @@ fn with(extra: &str) -> String {
     v.to_string()
 }
 
-type Case<'a> = (SchedulerKind, usize, u64, usize, &'a str);
+/// One reference run: (group, kind, steps, seed, numel, config JSON).
+type Case = (&'static str, SchedulerKind, usize, u64, usize, String);
 
-/// Runs every case's loop in diffusers (one Python process) and here; checks every element.
-fn check(cases: &[Case]) {
-    let spec: Vec<serde_json::Value> = cases
-        .iter()
-        .map(|&(kind, steps, seed, n, cfg)| {
-            let k = if kind == SchedulerKind::Ddim {
-                "ddim"
-            } else {
-                "dpm"
-            };
-            serde_json::json!([k, steps, seed, n, cfg])
-        })
-        .collect();
-    let all = run_json(
-        "score_scheduler_ref.py",
-        &[&serde_json::Value::Array(spec).to_string()],
-    );
-    for (py, &(kind, steps, _seed, n, config_json)) in all.as_array().unwrap().iter().zip(cases) {
-        check_one(py, kind, steps, n, config_json);
+/// Every case of every test, run in ONE Python process (importing diffusers dominates the time).
+fn cases() -> Vec<Case> {
+    use SchedulerKind::{Ddim, DpmSolverMultistep as Dpm};
+    let sd = SD14_CONFIG.to_string();
+    let mut v: Vec<Case> = vec![
+        ("sd14-schedule", Dpm, 20, 0, 4, sd.clone()),
+        ("sd14", Dpm, 20, 1, 4 * 32 * 32, sd.clone()),
+        ("sd14", Dpm, 20, 2, 2 * 4 * 16 * 16, sd),
+    ];
+    for (n, e) in [
+        (4, "{}"),
+        (10, "{}"),
+        (25, "{}"),
+        (20, r#"{"timestep_spacing": "leading"}"#),
+        (20, r#"{"timestep_spacing": "trailing"}"#),
+        (7, r#"{"timestep_spacing": "trailing"}"#),
+        (20, r#"{"solver_type": "heun"}"#),
+        (20, r#"{"solver_order": 1}"#),
+        (10, r#"{"final_sigmas_type": "sigma_min"}"#),
+        (
+            20,
+            r#"{"final_sigmas_type": "sigma_min", "lower_order_final": false}"#,
+        ),
+        (12, r#"{"prediction_type": "v_prediction"}"#),
+        (
+            20,
+            r#"{"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02}"#,
+        ),
+        (
+            20,
+            r#"{"euler_at_final": true, "final_sigmas_type": "sigma_min"}"#,
+        ),
+    ] {
+        v.push(("dpm-variants", Dpm, n, 3, 512, with(e)));
     }
+    for (n, e) in [
+        (20, "{}"),
+        (50, "{}"),
+        (7, "{}"),
+        (20, r#"{"timestep_spacing": "linspace"}"#),
+        (20, r#"{"timestep_spacing": "trailing"}"#),
+        (20, r#"{"set_alpha_to_one": true, "clip_sample": true}"#),
+        (
+            10,
+            r#"{"prediction_type": "v_prediction", "steps_offset": 0}"#,
+        ),
+    ] {
+        v.push(("ddim", Ddim, n, 4, 1024, with(e)));
+    }
+    v
+}
+
+/// diffusers' results for `cases()`, computed once per test binary.
+fn reference() -> &'static [(Case, serde_json::Value)] {
+    static REF: OnceLock<Vec<(Case, serde_json::Value)>> = OnceLock::new();
+    REF.get_or_init(|| {
+        let cs = cases();
+        let spec: Vec<serde_json::Value> = cs
+            .iter()
+            .map(|(_, kind, steps, seed, n, cfg)| {
+                let k = if *kind == SchedulerKind::Ddim {
+                    "ddim"
+                } else {
+                    "dpm"
+                };
+                serde_json::json!([k, steps, seed, n, cfg])
+            })
+            .collect();
+        let all = run_json(
+            "score_scheduler_ref.py",
+            &[&serde_json::Value::Array(spec).to_string()],
+        );
+        cs.into_iter()
+            .zip(all.as_array().unwrap().iter().cloned())
+            .collect()
+    })
+}
+
+/// Checks every case of `group` (every element of every step).
+fn check(group: &str) {
+    let mut count = 0;
+    for ((g, kind, steps, _seed, n, config_json), py) in reference() {
+        if *g == group {
+            check_one(py, *kind, *steps, *n, config_json);
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no cases in group {group}");
 }
 
 fn check_one(
@@ -116,8 +187,11 @@ fn check_one(
 #[test]
 fn dpm_solver_sd14_20_steps_matches_diffusers() {
     // Timesteps are SPEC section 3's linspace(0, 999, 21).round() reversed, first 20.
-    let spec = serde_json::json!([["dpm", 20, 0, 4, SD14_CONFIG]]).to_string();
-    let py = &run_json("score_scheduler_ref.py", &[&spec])[0];
+    let py = &reference()
+        .iter()
+        .find(|(c, _)| c.0 == "sd14-schedule")
+        .unwrap()
+        .1;
     let want: Vec<i64> = (0..=20)
         .rev()
         .map(|i| (i as f64 * 999.0 / 20.0).round_ties_even() as i64)
@@ -149,78 +223,17 @@ fn dpm_solver_sd14_20_steps_matches_diffusers() {
     p.steps_offset = 1; // the SD config's steps_offset (unused by linspace spacing)
     assert_eq!(from_cfg, p);
     // Full loops on latent-sized tensors.
-    check(&[
-        (
-            SchedulerKind::DpmSolverMultistep,
-            20,
-            1,
-            4 * 32 * 32,
-            SD14_CONFIG,
-        ),
-        (
-            SchedulerKind::DpmSolverMultistep,
-            20,
-            2,
-            2 * 4 * 16 * 16,
-            SD14_CONFIG,
-        ),
-    ]);
+    check("sd14");
 }
 
 #[test]
 fn dpm_solver_variants_match_diffusers() {
-    let variants = [
-        (4, "{}"),
-        (10, "{}"),
-        (25, "{}"),
-        (20, r#"{"timestep_spacing": "leading"}"#),
-        (20, r#"{"timestep_spacing": "trailing"}"#),
-        (7, r#"{"timestep_spacing": "trailing"}"#),
-        (20, r#"{"solver_type": "heun"}"#),
-        (20, r#"{"solver_order": 1}"#),
-        (10, r#"{"final_sigmas_type": "sigma_min"}"#),
-        (
-            20,
-            r#"{"final_sigmas_type": "sigma_min", "lower_order_final": false}"#,
-        ),
-        (12, r#"{"prediction_type": "v_prediction"}"#),
-        (
-            20,
-            r#"{"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02}"#,
-        ),
-        (
-            20,
-            r#"{"euler_at_final": true, "final_sigmas_type": "sigma_min"}"#,
-        ),
-    ];
-    let cfgs: Vec<(usize, String)> = variants.iter().map(|(n, e)| (*n, with(e))).collect();
-    let cases: Vec<Case> = cfgs
-        .iter()
-        .map(|(n, c)| (SchedulerKind::DpmSolverMultistep, *n, 3, 512, c.as_str()))
-        .collect();
-    check(&cases);
+    check("dpm-variants");
 }
 
 #[test]
 fn ddim_matches_diffusers() {
-    let variants = [
-        (20, "{}"),
-        (50, "{}"),
-        (7, "{}"),
-        (20, r#"{"timestep_spacing": "linspace"}"#),
-        (20, r#"{"timestep_spacing": "trailing"}"#),
-        (20, r#"{"set_alpha_to_one": true, "clip_sample": true}"#),
-        (
-            10,
-            r#"{"prediction_type": "v_prediction", "steps_offset": 0}"#,
-        ),
-    ];
-    let cfgs: Vec<(usize, String)> = variants.iter().map(|(n, e)| (*n, with(e))).collect();
-    let cases: Vec<Case> = cfgs
-        .iter()
-        .map(|(n, c)| (SchedulerKind::Ddim, *n, 4, 1024, c.as_str()))
-        .collect();
-    check(&cases);
+    check("ddim");
 }
 
 #[test]
