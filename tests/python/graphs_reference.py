@@ -23,12 +23,17 @@ def promptist_bin():
     return p
 
 
-def export(graph, out, *args):
-    """`promptist export-sd GRAPH --out OUT ARGS...`; returns the model path."""
+def export(graph, out, *args, check=True):
+    """`promptist export-sd GRAPH --out OUT ARGS...`; checks the result with onnx.checker (full
+    check: types and shapes inferred) unless `check` is false; returns the model path."""
     cmd = [str(promptist_bin()), "export-sd", graph, "--out", str(out), *map(str, args)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
+    if check:
+        import onnx
+
+        onnx.checker.check_model(str(out), full_check=True)
     return Path(out)
 
 
@@ -91,3 +96,36 @@ def eos_ids(rng, batch, seq, vocab, lengths):
     for b, n in enumerate(lengths):
         ids[b, n - 1:] = vocab - 1
     return ids
+
+
+def consumed_keys(onnx_path):
+    """Checkpoint keys a promptist graph was built from, read back from its initializer names:
+    `<key>` as is, `<key>.T` (transposed Linear weights), `<stem>.a+b+c.weight.T` / `.bias` (fused
+    projections a, b, c of one input); generated constants (`const_*`) are skipped. Returns
+    (keys, element count of the non-constant initializers)."""
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    keys, count = set(), 0
+    for t in m.graph.initializer:
+        if t.name.startswith("const_"):
+            continue
+        n = 1
+        for d in t.dims:
+            n *= d
+        count += n
+        name = t.name[:-2] if t.name.endswith(".T") else t.name
+        stem, _, leaf = name.rpartition(".")  # leaf: weight / bias / embedding name
+        parent, _, parts = stem.rpartition(".")
+        if "+" in parts:
+            keys.update(f"{parent}.{p}.{leaf}" for p in parts.split("+"))
+        else:
+            keys.add(name)
+    return keys, count
+
+
+def check_all_weights_used(onnx_path, state_dict_keys, ignore=()):
+    """Every reference weight (but `ignore` prefixes) is in the graph, and nothing else is."""
+    want = {k for k in state_dict_keys if not any(k.startswith(p) for p in ignore)}
+    got, _ = consumed_keys(onnx_path)
+    assert got == want, f"unused reference weights: {sorted(want - got)[:8]}; unknown graph weights: {sorted(got - want)[:8]}"

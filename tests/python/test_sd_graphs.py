@@ -32,13 +32,35 @@ torch.set_num_threads(2)
 
 TOL = 1e-4
 AESTHETIC_TOL = 1e-5
+# fp16 exports (weights and activations float16, norms with float32 statistics) against the float32
+# reference: max abs diff <= FP16_REL * (1 + max |ref|), i.e. float16 rounding through the network.
+FP16_REL = 5e-3
 REPORT = {}
 
 
-def record(name, diff, tol=TOL):
+def record(name, got, want, tol=TOL):
+    """Compare every element; print the max abs diff next to the reference's magnitude."""
+    diff = ref.max_abs(got, want)
+    scale = float(np.max(np.abs(want)))
     REPORT[name] = diff
-    print(f"{name}: max abs diff {diff:.3e} (tol {tol:g})")
+    print(f"{name}: max abs diff {diff:.3e} (tol {tol:g}; max |ref| {scale:.3g})")
+    assert scale > 1e-2, f"{name}: reference output is degenerate (max |ref| {scale})"
     assert diff <= tol, f"{name}: max abs diff {diff} > {tol}"
+
+
+def check_fp16(name, graph, export_args, feeds, wants, tmp_path):
+    """Export `graph` as fp16 and compare every output (as float32) with the float32 reference."""
+    path = ref.export(graph, tmp_path / f"{graph}-fp16" / "model.onnx", *export_args, "--dtype", "fp16")
+    sess = ref.session(path)
+    f16 = {k: (v.astype(np.float16) if v.dtype == np.float32 and k != "timestep" else v) for k, v in feeds.items()}
+    for i in sess.get_inputs():
+        if i.name != "input_ids" and i.name != "timestep":
+            assert i.type == "tensor(float16)", (i.name, i.type)
+    got = sess.run(None, f16)
+    for o, g, w in zip(sess.get_outputs(), got, wants):
+        assert g.dtype == np.float16, (o.name, g.dtype)
+        tol = FP16_REL * (1.0 + float(np.max(np.abs(w))))
+        record(f"{name}.fp16.{o.name}", g.astype(np.float32), w, tol)
 
 
 # ----------------------------------------------------------------------------- text encoder
@@ -50,7 +72,15 @@ def tiny_text_config(**kw):
     return transformers.CLIPTextConfig(**base)
 
 
-@pytest.mark.parametrize("eos_token_id", [2, 999])
+def first_eos_ids(rng, batch, seq, vocab, eos, lengths):
+    """Rows whose pooling position (the first `eos`) is NOT the argmax: larger ids occur before it."""
+    ids = rng.integers(eos + 1, vocab, size=(batch, seq), dtype=np.int64)
+    for b, n in enumerate(lengths):
+        ids[b, n - 1:] = eos
+    return ids
+
+
+@pytest.mark.parametrize("eos_token_id", [2, 500])
 def test_text_encoder(tmp_path, eos_token_id):
     cfg = tiny_text_config(eos_token_id=eos_token_id)
     torch.manual_seed(10)
@@ -59,16 +89,24 @@ def test_text_encoder(tmp_path, eos_token_id):
     cfg.to_json_file(str(tmp_path / "config.json"), use_diff=False)
     onnx_path = ref.export("text-encoder", tmp_path / "te" / "model.onnx", "--weights", w, "--config", tmp_path / "config.json")
     sess = ref.session(onnx_path)
+    ref.check_all_weights_used(onnx_path, {k if k.startswith("text_model.") else f"text_model.{k}" for k in model.state_dict()},
+                               ignore=("text_model.embeddings.position_ids",))
     assert ref.io_names(sess) == (["input_ids"], ["last_hidden_state", "pooler_output"])
     assert sess.get_inputs()[0].type == "tensor(int64)"
     rng = np.random.default_rng(0)
     for seq, lengths in ((77, [5, 77, 20]), (9, [3, 9])):
-        ids = ref.eos_ids(rng, len(lengths), seq, 1000, lengths)
+        if eos_token_id == 2:
+            ids = ref.eos_ids(rng, len(lengths), seq, 1000, lengths)
+        else:
+            ids = first_eos_ids(rng, len(lengths), seq, 1000, eos_token_id, lengths)
         with torch.no_grad():
             out = model(input_ids=torch.from_numpy(ids))
         got = sess.run(None, {"input_ids": ids})
-        record(f"text_encoder(eos={eos_token_id},seq={seq}).last_hidden_state", ref.max_abs(got[0], out.last_hidden_state.numpy()))
-        record(f"text_encoder(eos={eos_token_id},seq={seq}).pooler_output", ref.max_abs(got[1], out.pooler_output.numpy()))
+        record(f"text_encoder(eos={eos_token_id},seq={seq}).last_hidden_state", got[0], out.last_hidden_state.numpy())
+        record(f"text_encoder(eos={eos_token_id},seq={seq}).pooler_output", got[1], out.pooler_output.numpy())
+        if seq == 77 and eos_token_id == 2:
+            check_fp16("text_encoder", "text-encoder", ["--weights", w, "--config", tmp_path / "config.json"], {"input_ids": ids},
+                       [out.last_hidden_state.numpy(), out.pooler_output.numpy()], tmp_path)
 
 
 # ----------------------------------------------------------------------------- UNet
@@ -94,6 +132,7 @@ def test_unet(tmp_path, variant):
     model.save_config(tmp_path)
     onnx_path = ref.export("unet", tmp_path / "unet" / "model.onnx", "--weights", w, "--config", tmp_path / "config.json")
     sess = ref.session(onnx_path)
+    ref.check_all_weights_used(onnx_path, model.state_dict())
     assert ref.io_names(sess) == (["sample", "timestep", "encoder_hidden_states"], ["out_sample"])
     assert sess.get_inputs()[1].type == "tensor(float)" and sess.get_inputs()[1].shape == []
     rng = np.random.default_rng(1)
@@ -103,7 +142,10 @@ def test_unet(tmp_path, variant):
         with torch.no_grad():
             want = model(torch.from_numpy(x), torch.tensor(t), encoder_hidden_states=torch.from_numpy(ctx)).sample.numpy()
         got = sess.run(None, {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx})[0]
-        record(f"unet({variant},{shape},t={t}).out_sample", ref.max_abs(got, want))
+        record(f"unet({variant},{shape},t={t}).out_sample", got, want)
+        if variant == "sd1" and shape[0] == 2:
+            check_fp16("unet", "unet", ["--weights", w, "--config", tmp_path / "config.json"],
+                       {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx}, [want], tmp_path)
 
 
 # ----------------------------------------------------------------------------- VAE decoder
@@ -119,6 +161,7 @@ def test_vae_decoder(tmp_path):
     model.save_config(tmp_path)
     onnx_path = ref.export("vae-decoder", tmp_path / "vae" / "model.onnx", "--weights", w, "--config", tmp_path / "config.json")
     sess = ref.session(onnx_path)
+    ref.check_all_weights_used(onnx_path, model.state_dict(), ignore=("encoder.", "quant_conv."))
     assert ref.io_names(sess) == (["latent_sample"], ["sample"])
     rng = np.random.default_rng(2)
     for shape in ((2, 4, 8, 8), (1, 4, 5, 7)):
@@ -126,7 +169,9 @@ def test_vae_decoder(tmp_path):
         with torch.no_grad():
             want = model.decode(torch.from_numpy(z)).sample.numpy()
         got = sess.run(None, {"latent_sample": z})[0]
-        record(f"vae_decoder({shape}).sample", ref.max_abs(got, want))
+        record(f"vae_decoder({shape}).sample", got, want)
+        if shape[0] == 2:
+            check_fp16("vae_decoder", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"], {"latent_sample": z}, [want], tmp_path)
 
 
 # ----------------------------------------------------------------------------- scorer CLIP
@@ -142,6 +187,11 @@ def test_clip_towers_transformers(tmp_path):
     t_path = ref.export("clip-text", tmp_path / "clip" / "text.onnx", "--weights", w, "--config", tmp_path / "config.json")
     v_path = ref.export("clip-vision", tmp_path / "clip" / "vision.onnx", "--weights", w, "--config", tmp_path / "config.json")
     ts, vs = ref.session(t_path), ref.session(v_path)
+    keys = set(model.state_dict())
+    ref.check_all_weights_used(t_path, {k for k in keys if k.startswith("text_model.") or k == "text_projection.weight"},
+                               ignore=("text_model.embeddings.position_ids",))
+    ref.check_all_weights_used(v_path, {k for k in keys if k.startswith("vision_model.") or k == "visual_projection.weight"},
+                               ignore=("vision_model.embeddings.position_ids",))
     assert ref.io_names(ts) == (["input_ids"], ["text_embeds"])
     assert ref.io_names(vs) == (["pixel_values"], ["image_embeds"])
     rng = np.random.default_rng(3)
@@ -150,8 +200,11 @@ def test_clip_towers_transformers(tmp_path):
     with torch.no_grad():
         want_t = model.text_projection(model.text_model(input_ids=torch.from_numpy(ids)).pooler_output).numpy()
         want_v = model.visual_projection(model.vision_model(pixel_values=torch.from_numpy(pix)).pooler_output).numpy()
-    record("clip_transformers.text_embeds", ref.max_abs(ts.run(None, {"input_ids": ids})[0], want_t))
-    record("clip_transformers.image_embeds", ref.max_abs(vs.run(None, {"pixel_values": pix})[0], want_v))
+    record("clip_transformers.text_embeds", ts.run(None, {"input_ids": ids})[0], want_t)
+    record("clip_transformers.image_embeds", vs.run(None, {"pixel_values": pix})[0], want_v)
+    args = ["--weights", w, "--config", tmp_path / "config.json"]
+    check_fp16("clip_transformers", "clip-text", args, {"input_ids": ids}, [want_t], tmp_path)
+    check_fp16("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
 
 
 def test_clip_towers_open_clip(tmp_path):
@@ -176,8 +229,8 @@ def test_clip_towers_open_clip(tmp_path):
     with torch.no_grad():
         want_t = model.encode_text(torch.from_numpy(ids)).numpy()
         want_v = model.encode_image(torch.from_numpy(pix)).numpy()
-    record("clip_open_clip.text_embeds", ref.max_abs(ts.run(None, {"input_ids": ids})[0], want_t))
-    record("clip_open_clip.image_embeds", ref.max_abs(vs.run(None, {"pixel_values": pix})[0], want_v))
+    record("clip_open_clip.text_embeds", ts.run(None, {"input_ids": ids})[0], want_t)
+    record("clip_open_clip.image_embeds", vs.run(None, {"pixel_values": pix})[0], want_v)
 
 
 # ----------------------------------------------------------------------------- aesthetic head
@@ -201,9 +254,9 @@ def test_aesthetic_real_weights(tmp_path):
     got_u = unf.run(None, {"image_embeds": x})[0]
     got_f = fol.run(None, {"image_embeds": x})[0]
     assert got_u.shape == (64, 1)
-    record("aesthetic.unfolded_vs_torch", ref.max_abs(got_u, want), AESTHETIC_TOL)
-    record("aesthetic.folded_vs_torch", ref.max_abs(got_f, want), AESTHETIC_TOL)
-    record("aesthetic.folded_vs_unfolded", ref.max_abs(got_f, got_u), AESTHETIC_TOL)
+    record("aesthetic.unfolded_vs_torch", got_u, want, AESTHETIC_TOL)
+    record("aesthetic.folded_vs_torch", got_f, want, AESTHETIC_TOL)
+    record("aesthetic.folded_vs_unfolded", got_f, got_u, AESTHETIC_TOL)
     # already-normalised input gives the same scores (normalisation is idempotent)
     xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    record("aesthetic.prenormalised_input", ref.max_abs(unf.run(None, {"image_embeds": xn})[0], want), AESTHETIC_TOL)
+    record("aesthetic.prenormalised_input", unf.run(None, {"image_embeds": xn})[0], want, AESTHETIC_TOL)
