@@ -8,8 +8,10 @@
 //! activations, so at inference it is affine. Two exports: unfolded (every Linear kept) and folded
 //! (the product of the layers computed in f64 and rounded once to f32: one dot product plus bias).
 
+use std::path::Path;
+
 use super::onnx::{attr, DType, Dim, GraphBuilder, Model, TensorData};
-use crate::weights::WeightMap;
+use crate::weights::{read_safetensors, torch_pickle, Tensor, WeightMap};
 use crate::{Error, Result};
 
 pub const IMAGE_EMBEDS: &str = "image_embeds";
@@ -17,6 +19,24 @@ pub const SCORE: &str = "score";
 /// Expected I/O names, for load-time checks.
 pub const AESTHETIC_INPUTS: &[&str] = &[IMAGE_EMBEDS];
 pub const AESTHETIC_OUTPUTS: &[&str] = &[SCORE];
+
+/// Read the head's weights from the released `.pth` (a `torch.save` state dict, read by the
+/// restricted unpickler in `weights::torch_pickle`) or from a `.safetensors` file; float tensors
+/// only, converted to f32.
+pub fn load_aesthetic_weights(path: &Path) -> Result<WeightMap> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return read_safetensors(path);
+    }
+    let mut w = WeightMap::new();
+    for (name, t) in torch_pickle::load(path)? {
+        use torch_pickle::DType as D;
+        if !matches!(t.dtype, D::F32 | D::F16 | D::BF16 | D::F64) {
+            return Err(Error::ModelFormat(format!("{}: tensor {name} is {:?}, expected a float type", path.display(), t.dtype)));
+        }
+        w.insert(name, Tensor::new(t.shape.clone(), t.to_f32()?)?);
+    }
+    Ok(w)
+}
 
 /// One Linear layer: weight [out, in] row-major, bias [out].
 #[derive(Debug, Clone)]
@@ -142,7 +162,6 @@ pub fn build_aesthetic_folded(w: &WeightMap) -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::Tensor;
 
     #[test]
     fn fold_equals_sequential_application() {

@@ -238,9 +238,15 @@ def test_aesthetic_real_weights(tmp_path):
     assert ref.AESTHETIC_PTH.is_file(), f"aesthetic weights missing at {ref.AESTHETIC_PTH}"
     sd = torch.load(str(ref.AESTHETIC_PTH), map_location="cpu", weights_only=True)
     assert sorted(sd) == sorted(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
+    # built straight from the released .pth (promptist's torch_pickle reader) ...
+    unf = ref.session(ref.export("aesthetic", tmp_path / "a" / "model.onnx", "--weights", ref.AESTHETIC_PTH))
+    fol = ref.session(ref.export("aesthetic-folded", tmp_path / "f" / "model.onnx", "--weights", ref.AESTHETIC_PTH))
+    # ... and from the same weights re-saved as safetensors: identical graphs
     w = ref.save_weights(sd, tmp_path / "aesthetic.safetensors")
-    unf = ref.session(ref.export("aesthetic", tmp_path / "a" / "model.onnx", "--weights", w))
-    fol = ref.session(ref.export("aesthetic-folded", tmp_path / "f" / "model.onnx", "--weights", w))
+    for graph, sub in (("aesthetic", "a"), ("aesthetic-folded", "f")):
+        other = ref.export(graph, tmp_path / f"{graph}-st" / "model.onnx", "--weights", w).parent
+        for f in ("model.onnx", "model.onnx_data"):
+            assert (tmp_path / sub / f).read_bytes() == (other / f).read_bytes(), f"{graph}: .pth and .safetensors exports differ ({f})"
     assert ref.io_names(unf) == (["image_embeds"], ["score"]) == ref.io_names(fol)
     head = torch.nn.Sequential(torch.nn.Linear(768, 1024), torch.nn.Dropout(0.2), torch.nn.Linear(1024, 128), torch.nn.Dropout(0.2),
                                torch.nn.Linear(128, 64), torch.nn.Dropout(0.1), torch.nn.Linear(64, 16), torch.nn.Linear(16, 1))

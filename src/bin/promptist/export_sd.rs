@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use promptist::export::aesthetic::{build_aesthetic_folded, build_aesthetic_unfolded};
+use promptist::export::aesthetic::{build_aesthetic_folded, build_aesthetic_unfolded, load_aesthetic_weights};
 use promptist::export::clip_open::{infer_open_clip_config, is_open_clip, open_clip_to_hf};
 use promptist::export::clip_text::{build_clip_text_encoder, build_clip_text_projection, SdExportOptions};
 use promptist::export::clip_vision::build_clip_vision_projection;
@@ -39,7 +39,7 @@ pub struct Args {
     /// Which graph to build.
     #[arg(value_enum)]
     graph: Graph,
-    /// Weights (.safetensors). Omit with --random-seed.
+    /// Weights (.safetensors, or a torch.save .pth/.bin state dict). Omit with --random-seed.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Seeded random weights instead of a checkpoint (real-size shape checks, benchmarks).
@@ -67,7 +67,9 @@ pub struct Args {
 
 fn load_weights(a: &Args) -> Result<Option<WeightMap>> {
     match (&a.weights, a.random_seed) {
-        (Some(p), None) => Ok(Some(read_safetensors(p)?)),
+        (Some(p), None) if p.extension().is_some_and(|e| e == "safetensors") => Ok(Some(read_safetensors(p)?)),
+        // torch.save checkpoints (.pth / .bin / .pt), e.g. the released aesthetic head
+        (Some(p), None) => Ok(Some(load_aesthetic_weights(p)?)),
         (None, Some(_)) => Ok(None),
         _ => Err(Error::InvalidOptions("give exactly one of --weights or --random-seed".into())),
     }
