@@ -15,7 +15,7 @@
 //! `conv_out`. Any height/width the down path can halve works (the skip sizes drive upsampling).
 
 use super::clip_text::SdExportOptions;
-use super::nn::{Nn, WeightSource};
+use super::nn::WeightSource;
 use super::onnx::{attr, DType, Dim, Model, TensorData};
 use super::sd_config::UNetConfig;
 use super::unet_blocks::{downsample, resnet, transformer2d, upsample, Transformer2D};
@@ -42,7 +42,7 @@ pub fn timestep_frequencies(dim: usize, freq_shift: usize) -> Vec<f32> {
 /// `down_blocks.0.resnets.0.norm1.weight`, ...).
 pub fn build_unet(cfg: &UNetConfig, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     cfg.validate()?;
-    let mut nn = Nn::new("unet", w, opts.dtype)?;
+    let mut nn = opts.nn("unet", w)?;
     nn.g.metadata("promptist.graph", "unet-2d-condition");
     let t = nn.t;
     let (b, hh, ww) = (Dim::from("batch_size"), Dim::from("height"), Dim::from("width"));

@@ -42,7 +42,7 @@ fn mid_attention(nn: &mut Nn<'_>, x: &str, p: &str, ch: usize, groups: usize) ->
 /// `decoder.*`; encoder keys are ignored).
 pub fn build_vae_decoder(cfg: &VaeConfig, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     cfg.validate()?;
-    let mut nn = Nn::new("vae_decoder", w, opts.dtype)?;
+    let mut nn = opts.nn("vae_decoder", w)?;
     nn.g.metadata("promptist.graph", "vae-decoder");
     let t = nn.t;
     let lc = cfg.latent_channels;

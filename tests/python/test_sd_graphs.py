@@ -48,6 +48,18 @@ def record(name, got, want, tol=TOL):
     assert diff <= tol, f"{name}: max abs diff {diff} > {tol}"
 
 
+def check_fused(name, graph, export_args, feeds, wants, tmp_path):
+    """Export with --fused-attention (com.microsoft.MultiHeadAttention) and compare in fp32."""
+    path = ref.export(graph, tmp_path / f"{graph}-fused" / "model.onnx", *export_args, "--fused-attention", check=False)
+    import onnx
+
+    ops = {(n.domain, n.op_type) for n in onnx.load(str(path), load_external_data=False).graph.node}
+    assert ("com.microsoft", "MultiHeadAttention") in ops
+    sess = ref.session(path)
+    for o, g, w in zip(sess.get_outputs(), sess.run(None, feeds), wants):
+        record(f"{name}.fused.{o.name}", g, w)
+
+
 def check_fp16(name, graph, export_args, feeds, wants, tmp_path):
     """Export `graph` as fp16 and compare every output (as float32) with the float32 reference."""
     path = ref.export(graph, tmp_path / f"{graph}-fp16" / "model.onnx", *export_args, "--dtype", "fp16")
@@ -143,6 +155,8 @@ def test_unet(tmp_path, variant):
             want = model(torch.from_numpy(x), torch.tensor(t), encoder_hidden_states=torch.from_numpy(ctx)).sample.numpy()
         got = sess.run(None, {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx})[0]
         record(f"unet({variant},{shape},t={t}).out_sample", got, want)
+        check_fused(f"unet({variant},{shape})", "unet", ["--weights", w, "--config", tmp_path / "config.json"],
+                    {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx}, [want], tmp_path)
         if variant == "sd1" and shape[0] == 2:
             check_fp16("unet", "unet", ["--weights", w, "--config", tmp_path / "config.json"],
                        {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx}, [want], tmp_path)
@@ -170,6 +184,8 @@ def test_vae_decoder(tmp_path):
             want = model.decode(torch.from_numpy(z)).sample.numpy()
         got = sess.run(None, {"latent_sample": z})[0]
         record(f"vae_decoder({shape}).sample", got, want)
+        check_fused(f"vae_decoder({shape})", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"],
+                    {"latent_sample": z}, [want], tmp_path)
         if shape[0] == 2:
             check_fp16("vae_decoder", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"], {"latent_sample": z}, [want], tmp_path)
 
@@ -205,6 +221,7 @@ def test_clip_towers_transformers(tmp_path):
     args = ["--weights", w, "--config", tmp_path / "config.json"]
     check_fp16("clip_transformers", "clip-text", args, {"input_ids": ids}, [want_t], tmp_path)
     check_fp16("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
+    check_fused("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
 
 
 def test_clip_towers_open_clip(tmp_path):

@@ -60,6 +60,9 @@ pub struct Args {
     /// open_clip checkpoints without --config: exact GELU instead of QuickGELU (non-OpenAI models).
     #[arg(long)]
     gelu: bool,
+    /// Unmasked attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention.
+    #[arg(long)]
+    fused_attention: bool,
     /// Output model path (model.onnx; weights of 1 KiB or more go to model.onnx_data beside it).
     #[arg(long)]
     out: PathBuf,
@@ -93,7 +96,7 @@ pub fn run(a: Args) -> Result<()> {
         "fp16" => DType::F16,
         other => return Err(Error::InvalidOptions(format!("--dtype must be fp32 or fp16, got {other:?}"))),
     };
-    let opts = SdExportOptions { dtype };
+    let opts = SdExportOptions { dtype, fused_attention: a.fused_attention };
     let mut weights = load_weights(&a)?;
     let random = RandomWeights::new(a.random_seed.unwrap_or(0));
     let model = match a.graph {
