@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::onnx::{attr, DType, Dim, GraphBuilder, Model, TensorData};
-use crate::weights::{read_safetensors, torch_pickle, Tensor, WeightMap};
+use crate::weights::WeightMap;
 use crate::{Error, Result};
 
 pub const IMAGE_EMBEDS: &str = "image_embeds";
@@ -21,21 +21,9 @@ pub const AESTHETIC_INPUTS: &[&str] = &[IMAGE_EMBEDS];
 pub const AESTHETIC_OUTPUTS: &[&str] = &[SCORE];
 
 /// Read the head's weights from the released `.pth` (a `torch.save` state dict, read by the
-/// restricted unpickler in `weights::torch_pickle`) or from a `.safetensors` file; float tensors
-/// only, converted to f32.
+/// restricted unpickler in `weights::torch_pickle`) or from a `.safetensors` file, as f32.
 pub fn load_aesthetic_weights(path: &Path) -> Result<WeightMap> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        return read_safetensors(path);
-    }
-    let mut w = WeightMap::new();
-    for (name, t) in torch_pickle::load(path)? {
-        use torch_pickle::DType as D;
-        if !matches!(t.dtype, D::F32 | D::F16 | D::BF16 | D::F64) {
-            return Err(Error::ModelFormat(format!("{}: tensor {name} is {:?}, expected a float type", path.display(), t.dtype)));
-        }
-        w.insert(name, Tensor::new(t.shape.clone(), t.to_f32()?)?);
-    }
-    Ok(w)
+    super::sd_pipeline::read_weights_file(path)
 }
 
 /// One Linear layer: weight [out, in] row-major, bias [out].
@@ -162,6 +150,7 @@ pub fn build_aesthetic_folded(w: &WeightMap) -> Result<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weights::Tensor;
 
     #[test]
     fn fold_equals_sequential_application() {

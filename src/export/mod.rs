@@ -21,6 +21,7 @@ pub mod clip_text;
 pub mod clip_vision;
 pub mod nn;
 pub mod sd_config;
+pub mod sd_pipeline;
 pub mod unet;
 pub mod unet_blocks;
 pub mod vae;

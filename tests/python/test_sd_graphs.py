@@ -283,3 +283,45 @@ def test_aesthetic_real_weights(tmp_path):
     # already-normalised input gives the same scores (normalisation is idempotent)
     xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
     record("aesthetic.prenormalised_input", unf.run(None, {"image_embeds": xn})[0], want, AESTHETIC_TOL)
+
+
+# ----------------------------------------------------------------------------- diffusers folder
+def test_pipeline_folder_to_optimum_layout(tmp_path):
+    """A diffusers pipeline folder (save_pretrained of each component) -> optimum's layout."""
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
+
+    src = tmp_path / "sd"
+    torch.manual_seed(60)
+    te = ref.randomize(transformers.CLIPTextModel(tiny_text_config()), 61)
+    te.save_pretrained(src / "text_encoder")
+    torch.manual_seed(62)
+    unet = ref.randomize(UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
+                                              norm_num_groups=8, attention_head_dim=2,
+                                              down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")), 63)
+    unet.save_pretrained(src / "unet")
+    torch.manual_seed(64)
+    vae = ref.randomize(AutoencoderKL(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+                                      down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2), 65)
+    vae.save_pretrained(src / "vae")
+    DPMSolverMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(src / "scheduler")
+    out = tmp_path / "onnx"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "pipeline", "--diffusers", str(src), "--out", str(out)],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for sub in ("text_encoder", "unet", "vae_decoder"):
+        assert (out / sub / "model.onnx").is_file() and (out / sub / "config.json").is_file(), sub
+    assert (out / "scheduler" / "scheduler_config.json").is_file()
+    rng = np.random.default_rng(6)
+    ids = ref.eos_ids(rng, 2, 77, 1000, [5, 12])
+    with torch.no_grad():
+        hidden = te(input_ids=torch.from_numpy(ids)).last_hidden_state
+        x = torch.from_numpy(rng.standard_normal((2, 4, 8, 8)).astype(np.float32))
+        eps = unet(x, torch.tensor(500.0), encoder_hidden_states=hidden).sample
+        img = vae.decode(eps).sample
+    te_s, un_s, va_s = (ref.session(out / s / "model.onnx") for s in ("text_encoder", "unet", "vae_decoder"))
+    got_h = te_s.run(None, {"input_ids": ids})[0]
+    record("pipeline.text_encoder.last_hidden_state", got_h, hidden.numpy())
+    got_e = un_s.run(None, {"sample": x.numpy(), "timestep": np.array(500.0, np.float32), "encoder_hidden_states": hidden.numpy()})[0]
+    record("pipeline.unet.out_sample", got_e, eps.numpy())
+    record("pipeline.vae_decoder.sample", va_s.run(None, {"latent_sample": eps.numpy()})[0], img.numpy())

@@ -10,6 +10,7 @@ use promptist::export::clip_text::{build_clip_text_encoder, build_clip_text_proj
 use promptist::export::clip_vision::build_clip_vision_projection;
 use promptist::export::nn::{RandomWeights, WeightSource};
 use promptist::export::onnx::{save_model, DType, SaveOptions};
+use promptist::export::sd_pipeline::export_sd_pipeline;
 use promptist::export::sd_config::{read_config, ClipConfig, ClipTextConfig, UNetConfig, VaeConfig};
 use promptist::export::unet::build_unet;
 use promptist::export::vae::build_vae_decoder;
@@ -32,6 +33,8 @@ pub enum Graph {
     Aesthetic,
     /// Aesthetic head folded to one affine map.
     AestheticFolded,
+    /// A whole diffusers SD pipeline folder (--diffusers) to optimum's layout in the folder --out.
+    Pipeline,
 }
 
 #[derive(clap::Args)]
@@ -63,6 +66,9 @@ pub struct Args {
     /// Unmasked attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention.
     #[arg(long)]
     fused_attention: bool,
+    /// The diffusers pipeline folder (text_encoder/, unet/, vae/, tokenizer/, scheduler/) for `pipeline`.
+    #[arg(long)]
+    diffusers: Option<PathBuf>,
     /// Output model path (model.onnx; weights of 1 KiB or more go to model.onnx_data beside it).
     #[arg(long)]
     out: PathBuf,
@@ -97,6 +103,12 @@ pub fn run(a: Args) -> Result<()> {
         other => return Err(Error::InvalidOptions(format!("--dtype must be fp32 or fp16, got {other:?}"))),
     };
     let opts = SdExportOptions { dtype, fused_attention: a.fused_attention };
+    if matches!(a.graph, Graph::Pipeline) {
+        let src = a.diffusers.as_ref().ok_or_else(|| Error::InvalidOptions("`pipeline` needs --diffusers DIR".into()))?;
+        let files = export_sd_pipeline(src, &a.out, &opts)?;
+        eprintln!("wrote {} files under {}", files.files.len(), a.out.display());
+        return Ok(());
+    }
     let mut weights = load_weights(&a)?;
     let random = RandomWeights::new(a.random_seed.unwrap_or(0));
     let model = match a.graph {
@@ -108,6 +120,7 @@ pub fn run(a: Args) -> Result<()> {
                 build_aesthetic_folded(&w)?
             }
         }
+        Graph::Pipeline => return Err(Error::Internal("pipeline handled above".into())),
         Graph::TextEncoder => {
             let cfg: ClipTextConfig = config(&a, &[("tiny", ClipTextConfig::tiny), ("sd15", ClipTextConfig::sd15)])?;
             build_clip_text_encoder(&cfg, source(&weights, &random), &opts)?

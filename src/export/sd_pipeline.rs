@@ -1,0 +1,134 @@
+//! A diffusers Stable Diffusion 1.x/2.x pipeline folder (`model_index.json` layout:
+//! `text_encoder/`, `unet/`, `vae/`, `tokenizer/`, `scheduler/`, each with its `config.json` and
+//! weights) exported to optimum's ONNX layout: `text_encoder/model.onnx`, `unet/model.onnx`,
+//! `vae_decoder/model.onnx` (+ `model.onnx_data`, + the component's `config.json`), with
+//! `tokenizer/` and `scheduler/` copied. The graphs have optimum's input/output names, so the
+//! result and an optimum export load through the same code.
+
+use std::path::{Path, PathBuf};
+
+use super::clip_text::{build_clip_text_encoder, SdExportOptions};
+use super::onnx::{save_model, Model, SaveOptions};
+use super::sd_config::{read_config, ClipTextConfig, UNetConfig, VaeConfig};
+use super::unet::build_unet;
+use super::vae::build_vae_decoder;
+use crate::weights::{read_safetensors, torch_pickle, Tensor, WeightMap};
+use crate::{Error, Result};
+
+/// Component folders of the optimum layout.
+pub const TEXT_ENCODER_DIR: &str = "text_encoder";
+pub const UNET_DIR: &str = "unet";
+pub const VAE_DECODER_DIR: &str = "vae_decoder";
+pub const TOKENIZER_DIR: &str = "tokenizer";
+pub const SCHEDULER_DIR: &str = "scheduler";
+/// Model file name inside each component folder.
+pub const MODEL_FILE: &str = "model.onnx";
+
+/// Read a weights file: `.safetensors`, or a `torch.save` zip (`.bin`, `.pth`, `.pt`) whose
+/// float tensors are kept (integer buffers such as `position_ids` are skipped).
+pub fn read_weights_file(path: &Path) -> Result<WeightMap> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return read_safetensors(path);
+    }
+    let mut w = WeightMap::new();
+    for (name, t) in torch_pickle::load(path)? {
+        use torch_pickle::DType as D;
+        if matches!(t.dtype, D::F32 | D::F16 | D::BF16 | D::F64) {
+            w.insert(name, Tensor::new(t.shape.clone(), t.to_f32()?)?);
+        }
+    }
+    Ok(w)
+}
+
+/// The weights of one component folder: the first of `stems` x (`.safetensors`, `.fp16.safetensors`,
+/// `.bin`) that exists.
+pub fn component_weights(dir: &Path, stems: &[&str]) -> Result<WeightMap> {
+    for stem in stems {
+        for ext in [".safetensors", ".fp16.safetensors", ".bin"] {
+            let p = dir.join(format!("{stem}{ext}"));
+            if p.is_file() {
+                return read_weights_file(&p);
+            }
+        }
+    }
+    Err(Error::ModelFormat(format!("{}: no weights found (looked for {} .safetensors / .bin)", dir.display(), stems.join(", "))))
+}
+
+/// What [`export_sd_pipeline`] wrote: every file, relative to the output folder.
+#[derive(Debug, Clone, Default)]
+pub struct SdPipelineFiles {
+    pub files: Vec<PathBuf>,
+}
+
+fn save_component(model: &Model, out: &Path, sub: &str, config_src: &Path, files: &mut SdPipelineFiles) -> Result<()> {
+    let dir = out.join(sub);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let saved = save_model(model, &dir.join(MODEL_FILE), &SaveOptions::default())?;
+    files.files.push(PathBuf::from(sub).join(MODEL_FILE));
+    if let Some(d) = saved.data_path {
+        let name = d.file_name().map(PathBuf::from).unwrap_or_default();
+        files.files.push(PathBuf::from(sub).join(name));
+    }
+    let cfg = dir.join("config.json");
+    std::fs::copy(config_src, &cfg).map_err(|e| Error::io(format!("copying {}", config_src.display()), e))?;
+    files.files.push(PathBuf::from(sub).join("config.json"));
+    Ok(())
+}
+
+fn copy_dir(src: &Path, dst: &Path, rel: &Path, files: &mut SdPipelineFiles) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(format!("creating {}", dst.display()), e))?;
+    let entries = std::fs::read_dir(src).map_err(|e| Error::io(format!("reading {}", src.display()), e))?;
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    names.sort();
+    for p in names {
+        let Some(name) = p.file_name() else { continue };
+        std::fs::copy(&p, dst.join(name)).map_err(|e| Error::io(format!("copying {}", p.display()), e))?;
+        files.files.push(rel.join(name));
+    }
+    Ok(())
+}
+
+/// Export the diffusers pipeline folder `src` to the optimum ONNX layout in `out`. Components are
+/// built one at a time so only one component's weights are in memory at once.
+pub fn export_sd_pipeline(src: &Path, out: &Path, opts: &SdExportOptions) -> Result<SdPipelineFiles> {
+    let mut files = SdPipelineFiles::default();
+    {
+        let dir = src.join("text_encoder");
+        let cfg_path = dir.join("config.json");
+        let cfg: ClipTextConfig = read_config(&cfg_path)?;
+        let w = component_weights(&dir, &["model", "pytorch_model"])?;
+        let model = build_clip_text_encoder(&cfg, &w, opts)?;
+        drop(w);
+        save_component(&model, out, TEXT_ENCODER_DIR, &cfg_path, &mut files)?;
+    }
+    {
+        let dir = src.join("unet");
+        let cfg_path = dir.join("config.json");
+        let cfg: UNetConfig = read_config(&cfg_path)?;
+        let w = component_weights(&dir, &["diffusion_pytorch_model"])?;
+        let model = build_unet(&cfg, &w, opts)?;
+        drop(w);
+        save_component(&model, out, UNET_DIR, &cfg_path, &mut files)?;
+    }
+    {
+        let dir = src.join("vae");
+        let cfg_path = dir.join("config.json");
+        let cfg: VaeConfig = read_config(&cfg_path)?;
+        let w = component_weights(&dir, &["diffusion_pytorch_model"])?;
+        let model = build_vae_decoder(&cfg, &w, opts)?;
+        drop(w);
+        save_component(&model, out, VAE_DECODER_DIR, &cfg_path, &mut files)?;
+    }
+    for sub in [TOKENIZER_DIR, SCHEDULER_DIR] {
+        let s = src.join(sub);
+        if s.is_dir() {
+            copy_dir(&s, &out.join(sub), Path::new(sub), &mut files)?;
+        }
+    }
+    let index = src.join("model_index.json");
+    if index.is_file() {
+        std::fs::copy(&index, out.join("model_index.json")).map_err(|e| Error::io(format!("copying {}", index.display()), e))?;
+        files.files.push(PathBuf::from("model_index.json"));
+    }
+    Ok(files)
+}
