@@ -24,6 +24,15 @@ pub const SCHEDULER_DIR: &str = "scheduler";
 /// Model file name inside each component folder.
 pub const MODEL_FILE: &str = "model.onnx";
 
+/// The expected graph I/O of each ONNX component folder of the optimum layout (and of the
+/// scorer's `clip/` and `aesthetic/` graphs): (folder / file, input names, output names), for the
+/// runtime's load-time checks.
+pub const SD_GRAPH_IO: &[(&str, &[&str], &[&str])] = &[
+    ("text_encoder/model.onnx", super::clip_text::TEXT_ENCODER_INPUTS, super::clip_text::TEXT_ENCODER_OUTPUTS),
+    ("unet/model.onnx", super::unet::UNET_INPUTS, super::unet::UNET_OUTPUTS),
+    ("vae_decoder/model.onnx", super::vae::VAE_DECODER_INPUTS, super::vae::VAE_DECODER_OUTPUTS),
+];
+
 /// Read a weights file: `.safetensors`, or a `torch.save` zip (`.bin`, `.pth`, `.pt`) whose
 /// float tensors are kept (integer buffers such as `position_ids` are skipped).
 pub fn read_weights_file(path: &Path) -> Result<WeightMap> {
@@ -131,4 +140,61 @@ pub fn export_sd_pipeline(src: &Path, out: &Path, opts: &SdExportOptions) -> Res
         files.files.push(PathBuf::from("model_index.json"));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::aesthetic::{AESTHETIC_INPUTS, AESTHETIC_OUTPUTS};
+    use super::super::clip_text::{build_clip_text_projection, CLIP_TEXT_INPUTS, CLIP_TEXT_OUTPUTS};
+    use super::super::clip_vision::{build_clip_vision_projection, CLIP_VISION_INPUTS, CLIP_VISION_OUTPUTS};
+    use super::super::nn::RandomWeights;
+    use super::super::onnx::{to_bytes_inline, DType};
+    use super::super::sd_config::ClipConfig;
+    use super::*;
+
+    fn io(m: &Model) -> (Vec<String>, Vec<String>) {
+        (m.graph.input.iter().map(|v| v.name.clone()).collect(), m.graph.output.iter().map(|v| v.name.clone()).collect())
+    }
+
+    #[test]
+    fn tiny_graphs_have_the_declared_io_names_in_both_dtypes() {
+        let w = RandomWeights::new(1);
+        for dtype in [DType::F32, DType::F16] {
+            let opts = SdExportOptions { dtype, fused_attention: dtype == DType::F16 };
+            let models = [
+                build_clip_text_encoder(&ClipTextConfig::tiny(), &w, &opts).unwrap(),
+                build_unet(&UNetConfig::tiny(), &w, &opts).unwrap(),
+                build_vae_decoder(&VaeConfig::tiny(), &w, &opts).unwrap(),
+            ];
+            for (m, (_, ins, outs)) in models.iter().zip(SD_GRAPH_IO) {
+                let (i, o) = io(m);
+                assert_eq!((i.iter().map(String::as_str).collect::<Vec<_>>(), o.iter().map(String::as_str).collect::<Vec<_>>()), (ins.to_vec(), outs.to_vec()));
+                assert!(!to_bytes_inline(m).unwrap().is_empty());
+            }
+            let c = ClipConfig::tiny();
+            let t = build_clip_text_projection(&c.text_config, c.projection_dim, &w, &opts).unwrap();
+            let v = build_clip_vision_projection(&c.vision_config, c.projection_dim, &w, &opts).unwrap();
+            assert_eq!(io(&t), (vec![CLIP_TEXT_INPUTS[0].to_string()], vec![CLIP_TEXT_OUTPUTS[0].to_string()]));
+            assert_eq!(io(&v), (vec![CLIP_VISION_INPUTS[0].to_string()], vec![CLIP_VISION_OUTPUTS[0].to_string()]));
+        }
+        assert_eq!((AESTHETIC_INPUTS, AESTHETIC_OUTPUTS), (&["image_embeds"][..], &["score"][..]));
+    }
+
+    #[test]
+    fn a_wrong_weight_shape_names_the_key() {
+        let mut w = WeightMap::new();
+        w.insert("post_quant_conv.weight", Tensor::new(vec![4, 4, 3, 3], vec![0.0; 144]).unwrap());
+        let e = build_vae_decoder(&VaeConfig::tiny(), &w, &SdExportOptions::default()).unwrap_err();
+        assert_eq!(e.code(), crate::Code::ModelFormat);
+        assert!(e.to_string().contains("post_quant_conv.weight") && e.to_string().contains("[4, 4, 1, 1]"), "{e}");
+        let e = build_unet(&UNetConfig::tiny(), &WeightMap::new(), &SdExportOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("is missing"), "{e}");
+    }
+
+    #[test]
+    fn missing_component_weights_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = component_weights(dir.path(), &["diffusion_pytorch_model"]).unwrap_err();
+        assert!(e.to_string().contains("no weights found"), "{e}");
+    }
 }
