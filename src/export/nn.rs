@@ -218,7 +218,7 @@ impl<'a> Nn<'a> {
 
     /// `nn.GroupNorm(groups, ch, eps)` at `prefix` on an NCHW tensor, statistics in float32.
     pub fn group_norm(&mut self, x: &str, prefix: &str, groups: usize, ch: usize, eps: f64) -> Result<String> {
-        if groups == 0 || ch % groups != 0 {
+        if groups == 0 || !ch.is_multiple_of(groups) {
             return Err(Error::ModelFormat(format!("{prefix}: {ch} channels do not split into {groups} groups")));
         }
         let gamma = self.w.fetch(&format!("{prefix}.weight"), &[ch])?.into_owned();

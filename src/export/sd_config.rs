@@ -140,7 +140,7 @@ impl ClipVisionConfig {
     }
     pub fn validate(&self) -> Result<()> {
         check_heads("vision", self.hidden_size, self.num_attention_heads)?;
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::ModelFormat(format!("image_size {} is not a multiple of patch_size {}", self.image_size, self.patch_size)));
         }
         check_act(&self.hidden_act)
@@ -346,7 +346,7 @@ impl VaeConfig {
 }
 
 fn check_heads(what: &str, width: usize, heads: usize) -> Result<()> {
-    if heads == 0 || width % heads != 0 {
+    if heads == 0 || !width.is_multiple_of(heads) {
         return Err(Error::ModelFormat(format!("{what}: width {width} is not divisible by {heads} heads")));
     }
     Ok(())

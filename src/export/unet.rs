@@ -3,8 +3,9 @@
 //! - `sample` T [batch_size, in_channels, height, width],
 //! - `timestep` float32, rank 0 (a scalar, as optimum-onnx 0.1.0 declares it; one timestep for the
 //!   whole batch, broadcast inside the graph as diffusers does with `timesteps.expand(batch)`),
-//! - `encoder_hidden_states` T [batch_size, sequence_length, cross_attention_dim]
-//! -> `out_sample` T [batch_size, out_channels, height, width].
+//! - `encoder_hidden_states` T [batch_size, sequence_length, cross_attention_dim],
+//!
+//! and one output, `out_sample` T [batch_size, out_channels, height, width].
 //!
 //! Forward pass (diffusers 0.42 `unet_2d_condition.py`): sinusoidal timestep embedding
 //! (`get_timestep_embedding` with `flip_sin_to_cos`, `freq_shift`, max period 10000) ->
@@ -53,7 +54,7 @@ pub fn build_unet(cfg: &UNetConfig, w: &dyn WeightSource, opts: &SdExportOptions
     // ---- timestep embedding
     let c0 = cfg.block_out_channels[0];
     let ted = cfg.time_embed_dim();
-    if c0 % 2 != 0 {
+    if !c0.is_multiple_of(2) {
         return Err(Error::ModelFormat(format!("unet: timestep embedding width {c0} must be even")));
     }
     let freqs = timestep_frequencies(c0, cfg.freq_shift);

@@ -7,7 +7,7 @@
 //!
 //! Layers: `post_quant_conv` (1x1), `decoder.conv_in`, `decoder.mid_block` (resnet, single-head
 //! self-attention with GroupNorm and residual, resnet), `decoder.up_blocks.N` (resnets, nearest-2x
-//! + conv upsamplers but the last), `decoder.conv_norm_out` - SiLU - `decoder.conv_out`. All
+//! and conv upsamplers but the last), `decoder.conv_norm_out` - SiLU - `decoder.conv_out`; all
 //! GroupNorms use eps 1e-6.
 
 use super::clip_text::SdExportOptions;

@@ -84,7 +84,9 @@ fn load_weights(a: &Args) -> Result<Option<WeightMap>> {
     }
 }
 
-fn config<T: serde::de::DeserializeOwned>(a: &Args, presets: &[(&str, fn() -> T)]) -> Result<T> {
+type Preset<T> = (&'static str, fn() -> T);
+
+fn config<T: serde::de::DeserializeOwned>(a: &Args, presets: &[Preset<T>]) -> Result<T> {
     match (&a.config, &a.preset) {
         (Some(p), None) => read_config(p),
         (None, Some(name)) => presets
