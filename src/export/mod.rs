@@ -20,6 +20,7 @@ pub mod clip_open;
 pub mod clip_text;
 pub mod clip_vision;
 pub mod nn;
+pub mod scorer_export;
 pub mod sd_config;
 pub mod sd_pipeline;
 pub mod unet;

@@ -222,6 +222,16 @@ def test_clip_towers_transformers(tmp_path):
     check_fp16("clip_transformers", "clip-text", args, {"input_ids": ids}, [want_t], tmp_path)
     check_fp16("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
     check_fused("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
+    # the scorer's bundle folders: clip/{text,vision}_model.onnx + config.json, aesthetic/model.onnx
+    out = tmp_path / "scorer"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "scorer", *map(str, args), "--aesthetic", str(ref.AESTHETIC_PTH),
+                            "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    st, sv, sa = (ref.session(out / f) for f in ("clip/text_model.onnx", "clip/vision_model.onnx", "aesthetic/model.onnx"))
+    assert ref.io_names(sa) == (["image_embeds"], ["score"])
+    record("scorer_folder.text_embeds", st.run(None, {"input_ids": ids})[0], want_t)
+    record("scorer_folder.image_embeds", sv.run(None, {"pixel_values": pix})[0], want_v)
+    assert (out / "clip" / "config.json").is_file()
 
 
 def test_clip_towers_open_clip(tmp_path):

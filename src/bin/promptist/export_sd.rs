@@ -10,6 +10,7 @@ use promptist::export::clip_text::{build_clip_text_encoder, build_clip_text_proj
 use promptist::export::clip_vision::build_clip_vision_projection;
 use promptist::export::nn::{RandomWeights, WeightSource};
 use promptist::export::onnx::{save_model, DType, SaveOptions};
+use promptist::export::scorer_export::{export_aesthetic, export_clip_scorer, prepare_clip_weights};
 use promptist::export::sd_pipeline::export_sd_pipeline;
 use promptist::export::sd_config::{read_config, ClipConfig, ClipTextConfig, UNetConfig, VaeConfig};
 use promptist::export::unet::build_unet;
@@ -33,6 +34,9 @@ pub enum Graph {
     Aesthetic,
     /// Aesthetic head folded to one affine map.
     AestheticFolded,
+    /// The scorer's graphs into the folder --out: clip/{text,vision}_model.onnx (+ config.json) from
+    /// --weights (CLIPModel or open_clip) or --random-seed, and aesthetic/model.onnx from --aesthetic.
+    Scorer,
     /// A whole diffusers SD pipeline folder (--diffusers) to optimum's layout in the folder --out.
     Pipeline,
 }
@@ -69,6 +73,12 @@ pub struct Args {
     /// The diffusers pipeline folder (text_encoder/, unet/, vae/, tokenizer/, scheduler/) for `pipeline`.
     #[arg(long)]
     diffusers: Option<PathBuf>,
+    /// The aesthetic head's weights (.pth or .safetensors) for `scorer`.
+    #[arg(long)]
+    aesthetic: Option<PathBuf>,
+    /// `scorer`: keep every Linear layer of the aesthetic head instead of folding it.
+    #[arg(long)]
+    unfolded: bool,
     /// Output model path (model.onnx; weights of 1 KiB or more go to model.onnx_data beside it).
     #[arg(long)]
     out: PathBuf,
@@ -123,6 +133,7 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
         Graph::Pipeline => return Err(Error::Internal("pipeline handled above".into())),
+        Graph::Scorer => return run_scorer(&a, weights, &random, &opts),
         Graph::TextEncoder => {
             let cfg: ClipTextConfig = config(&a, &[("tiny", ClipTextConfig::tiny), ("sd15", ClipTextConfig::sd15)])?;
             build_clip_text_encoder(&cfg, source(&weights, &random), &opts)?
@@ -168,4 +179,27 @@ fn source<'a>(w: &'a Option<WeightMap>, random: &'a RandomWeights) -> &'a dyn We
         Some(m) => m,
         None => random,
     }
+}
+
+fn run_scorer(a: &Args, weights: Option<WeightMap>, random: &RandomWeights, opts: &SdExportOptions) -> Result<()> {
+    let given: Option<ClipConfig> = if a.config.is_some() || a.preset.is_some() {
+        Some(config(a, &[("tiny", ClipConfig::tiny), ("vit-l14", ClipConfig::vit_l14)])?)
+    } else {
+        None
+    };
+    let mut files = match weights {
+        Some(w) => {
+            let (w, cfg) = prepare_clip_weights(w, given)?;
+            export_clip_scorer(&w, &cfg, &a.out, opts)?
+        }
+        None => {
+            let cfg = given.ok_or_else(|| Error::InvalidOptions("--random-seed needs --config or --preset".into()))?;
+            export_clip_scorer(random, &cfg, &a.out, opts)?
+        }
+    };
+    if let Some(p) = &a.aesthetic {
+        files.extend(export_aesthetic(&load_aesthetic_weights(p)?, &a.out, !a.unfolded)?);
+    }
+    eprintln!("wrote {} files under {}", files.len(), a.out.display());
+    Ok(())
 }
