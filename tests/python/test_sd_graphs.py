@@ -187,7 +187,36 @@ def test_vae_decoder(tmp_path):
         check_fused(f"vae_decoder({shape})", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"],
                     {"latent_sample": z}, [want], tmp_path)
         if shape[0] == 2:
+            # a checkpoint with the legacy attention names (query/key/value/proj_attn, 1x1 conv kernels)
+            legacy = {}
+            for k, v in model.state_dict().items():
+                for new, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")):
+                    if ".attentions." in k and new in k:
+                        k = k.replace(new, old)
+                        v = v[:, :, None, None] if v.dim() == 2 else v
+                legacy[k] = v
+            wl = ref.save_weights(legacy, tmp_path / "legacy.safetensors")
+            lp = ref.export("vae-decoder", tmp_path / "vae-legacy" / "model.onnx", "--weights", wl, "--config", tmp_path / "config.json")
+            record("vae_decoder.legacy_keys.sample", ref.session(lp).run(None, {"latent_sample": z})[0], want)
             check_fp16("vae_decoder", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"], {"latent_sample": z}, [want], tmp_path)
+
+
+def test_vae_decoder_without_post_quant_conv_and_mid_attention(tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(32)
+    model = AutoencoderKL(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8, use_post_quant_conv=False,
+                          mid_block_add_attention=False, down_block_types=("DownEncoderBlock2D",) * 2,
+                          up_block_types=("UpDecoderBlock2D",) * 2)
+    model = ref.randomize(model, 33)
+    w = ref.save_weights(model.state_dict(), tmp_path / "diffusion_pytorch_model.safetensors")
+    model.save_config(tmp_path)
+    onnx_path = ref.export("vae-decoder", tmp_path / "vae" / "model.onnx", "--weights", w, "--config", tmp_path / "config.json")
+    ref.check_all_weights_used(onnx_path, model.state_dict(), ignore=("encoder.", "quant_conv."))
+    z = np.random.default_rng(7).standard_normal((1, 4, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = model.decode(torch.from_numpy(z)).sample.numpy()
+    record("vae_decoder(no post_quant_conv, no mid attention).sample", ref.session(onnx_path).run(None, {"latent_sample": z})[0], want)
 
 
 # ----------------------------------------------------------------------------- scorer CLIP
