@@ -67,10 +67,11 @@ impl ClipTextConfig {
             projection_dim: None,
         }
     }
-    /// A tiny config for tests (vocab 1000, width 32, 2 layers, 4 heads, 77 positions).
+    /// A tiny config for tests and the demo bundle: the real CLIP vocabulary (49408, so it pairs
+    /// with the real tokenizer) and 77 positions, width 32, 2 layers, 4 heads.
     pub fn tiny() -> Self {
         Self {
-            vocab_size: 1000,
+            vocab_size: 49408,
             hidden_size: 32,
             intermediate_size: 64,
             num_hidden_layers: 2,

@@ -97,6 +97,48 @@ fn copy_dir(src: &Path, dst: &Path, rel: &Path, files: &mut SdPipelineFiles) -> 
     Ok(())
 }
 
+/// Which built-in SD configs [`export_sd_random`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdPreset {
+    /// Tiny text encoder (real CLIP vocabulary), UNet and VAE: demo bundles and tests.
+    Tiny,
+    /// SD 1.5 sizes (UNet 860M parameters): benchmarks and shape checks.
+    Sd15,
+}
+
+fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(format!("serializing {}: {e}", path.display())))?;
+    std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Write text_encoder/, unet/ and vae_decoder/ (each `model.onnx` + `config.json` in the reference
+/// library's format) from seeded random weights ([`super::nn::RandomWeights`]); the tokenizer and
+/// scheduler folders are the caller's. The graphs are the same as from a checkpoint.
+pub fn export_sd_random(out: &Path, preset: SdPreset, seed: u64, opts: &SdExportOptions) -> Result<SdPipelineFiles> {
+    let w = super::nn::RandomWeights::new(seed);
+    let (te, un, vae) = match preset {
+        SdPreset::Tiny => (ClipTextConfig::tiny(), UNetConfig::tiny(), VaeConfig::tiny()),
+        SdPreset::Sd15 => (ClipTextConfig::sd15(), UNetConfig::sd15(), VaeConfig::sd15()),
+    };
+    let mut files = SdPipelineFiles::default();
+    let tmp = out.join(".configs");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    let steps: [(&str, Box<dyn Fn() -> Result<Model>>, PathBuf); 3] = [
+        (TEXT_ENCODER_DIR, Box::new(|| build_clip_text_encoder(&te, &w, opts)), tmp.join("text_encoder.json")),
+        (UNET_DIR, Box::new(|| build_unet(&un, &w, opts)), tmp.join("unet.json")),
+        (VAE_DECODER_DIR, Box::new(|| build_vae_decoder(&vae, &w, opts)), tmp.join("vae.json")),
+    ];
+    write_json(&te, &steps[0].2)?;
+    write_json(&un, &steps[1].2)?;
+    write_json(&vae, &steps[2].2)?;
+    for (sub, build, cfg) in &steps {
+        let model = build()?;
+        save_component(&model, out, sub, cfg, &mut files)?;
+    }
+    std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(format!("removing {}", tmp.display()), e))?;
+    Ok(files)
+}
+
 /// Export the diffusers pipeline folder `src` to the optimum ONNX layout in `out`. Components are
 /// built one at a time so only one component's weights are in memory at once.
 pub fn export_sd_pipeline(src: &Path, out: &Path, opts: &SdExportOptions) -> Result<SdPipelineFiles> {

@@ -364,3 +364,29 @@ def test_pipeline_folder_to_optimum_layout(tmp_path):
     got_e = un_s.run(None, {"sample": x.numpy(), "timestep": np.array(500.0, np.float32), "encoder_hidden_states": hidden.numpy()})[0]
     record("pipeline.unet.out_sample", got_e, eps.numpy())
     record("pipeline.vae_decoder.sample", va_s.run(None, {"latent_sample": eps.numpy()})[0], img.numpy())
+
+
+def test_random_tiny_pipeline_for_demo_bundles(tmp_path):
+    """`export-sd pipeline --random-seed N --preset tiny`: the three graphs load with optimum's names
+    and run on the real CLIP vocabulary's ids, and the config.json files are the reference
+    libraries' formats (diffusers / transformers accept them)."""
+    import json
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    out = tmp_path / "demo"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "pipeline", "--random-seed", "3", "--preset", "tiny", "--out", str(out)],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    UNet2DConditionModel.from_config(json.loads((out / "unet" / "config.json").read_text()))
+    AutoencoderKL.from_config(json.loads((out / "vae_decoder" / "config.json").read_text()))
+    tcfg = transformers.CLIPTextConfig(**json.loads((out / "text_encoder" / "config.json").read_text()))
+    assert tcfg.vocab_size == 49408 and tcfg.max_position_embeddings == 77
+    te, un, va = (ref.session(out / s / "model.onnx") for s in ("text_encoder", "unet", "vae_decoder"))
+    ids = np.full((2, 77), 49407, np.int64)
+    ids[:, 0] = 49406
+    h = te.run(None, {"input_ids": ids})[0]
+    eps = un.run(None, {"sample": np.ones((2, 4, 8, 8), np.float32), "timestep": np.array(10.0, np.float32), "encoder_hidden_states": h})[0]
+    img = va.run(None, {"latent_sample": eps[:1]})[0]
+    assert h.shape == (2, 77, 32) and eps.shape == (2, 4, 8, 8) and img.shape == (1, 3, 16, 16)
+    assert np.isfinite(img).all()

@@ -11,7 +11,7 @@ use promptist::export::clip_vision::build_clip_vision_projection;
 use promptist::export::nn::{RandomWeights, WeightSource};
 use promptist::export::onnx::{save_model, DType, SaveOptions};
 use promptist::export::scorer_export::{export_aesthetic, export_clip_scorer, prepare_clip_weights};
-use promptist::export::sd_pipeline::export_sd_pipeline;
+use promptist::export::sd_pipeline::{export_sd_pipeline, export_sd_random, SdPreset};
 use promptist::export::sd_config::{read_config, ClipConfig, ClipTextConfig, UNetConfig, VaeConfig};
 use promptist::export::unet::build_unet;
 use promptist::export::vae::build_vae_decoder;
@@ -37,7 +37,8 @@ pub enum Graph {
     /// The scorer's graphs into the folder --out: clip/{text,vision}_model.onnx (+ config.json) from
     /// --weights (CLIPModel or open_clip) or --random-seed, and aesthetic/model.onnx from --aesthetic.
     Scorer,
-    /// A whole diffusers SD pipeline folder (--diffusers) to optimum's layout in the folder --out.
+    /// A whole diffusers SD pipeline folder (--diffusers), or seeded random weights (--random-seed,
+    /// --preset tiny|sd15), to optimum's layout in the folder --out.
     Pipeline,
 }
 
@@ -116,8 +117,18 @@ pub fn run(a: Args) -> Result<()> {
     };
     let opts = SdExportOptions { dtype, fused_attention: a.fused_attention };
     if matches!(a.graph, Graph::Pipeline) {
-        let src = a.diffusers.as_ref().ok_or_else(|| Error::InvalidOptions("`pipeline` needs --diffusers DIR".into()))?;
-        let files = export_sd_pipeline(src, &a.out, &opts)?;
+        let files = match (&a.diffusers, a.random_seed) {
+            (Some(src), None) => export_sd_pipeline(src, &a.out, &opts)?,
+            (None, Some(seed)) => {
+                let preset = match a.preset.as_deref() {
+                    Some("tiny") => SdPreset::Tiny,
+                    Some("sd15") => SdPreset::Sd15,
+                    other => return Err(Error::InvalidOptions(format!("`pipeline --random-seed` needs --preset tiny or sd15, got {other:?}"))),
+                };
+                export_sd_random(&a.out, preset, seed, &opts)?
+            }
+            _ => return Err(Error::InvalidOptions("`pipeline` needs --diffusers DIR or --random-seed N".into())),
+        };
         eprintln!("wrote {} files under {}", files.files.len(), a.out.display());
         return Ok(());
     }
