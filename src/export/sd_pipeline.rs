@@ -123,18 +123,13 @@ pub fn export_sd_random(out: &Path, preset: SdPreset, seed: u64, opts: &SdExport
     let mut files = SdPipelineFiles::default();
     let tmp = out.join(".configs");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-    let steps: [(&str, Box<dyn Fn() -> Result<Model>>, PathBuf); 3] = [
-        (TEXT_ENCODER_DIR, Box::new(|| build_clip_text_encoder(&te, &w, opts)), tmp.join("text_encoder.json")),
-        (UNET_DIR, Box::new(|| build_unet(&un, &w, opts)), tmp.join("unet.json")),
-        (VAE_DECODER_DIR, Box::new(|| build_vae_decoder(&vae, &w, opts)), tmp.join("vae.json")),
-    ];
-    write_json(&te, &steps[0].2)?;
-    write_json(&un, &steps[1].2)?;
-    write_json(&vae, &steps[2].2)?;
-    for (sub, build, cfg) in &steps {
-        let model = build()?;
-        save_component(&model, out, sub, cfg, &mut files)?;
-    }
+    let cfg_path = tmp.join("config.json");
+    write_json(&te, &cfg_path)?;
+    save_component(&build_clip_text_encoder(&te, &w, opts)?, out, TEXT_ENCODER_DIR, &cfg_path, &mut files)?;
+    write_json(&un, &cfg_path)?;
+    save_component(&build_unet(&un, &w, opts)?, out, UNET_DIR, &cfg_path, &mut files)?;
+    write_json(&vae, &cfg_path)?;
+    save_component(&build_vae_decoder(&vae, &w, opts)?, out, VAE_DECODER_DIR, &cfg_path, &mut files)?;
     std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(format!("removing {}", tmp.display()), e))?;
     Ok(files)
 }
