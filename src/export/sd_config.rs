@@ -13,8 +13,9 @@ fn d_eps5() -> f64 {
 fn d_quick_gelu() -> String {
     "quick_gelu".into()
 }
+/// transformers 5.23's `CLIPTextConfig` default when config.json has no `eos_token_id`.
 fn d_eos() -> i64 {
-    2
+    49407
 }
 fn d_true() -> bool {
     true
