@@ -18,3 +18,16 @@ pub mod tiny;
 
 pub use convert::{convert_checkpoint, ConvertOptions};
 pub use tiny::{random_gpt2_weights, write_random_checkpoint, LmHead};
+
+// Stable Diffusion / CLIP / aesthetic graph builders (issue 3).
+pub mod aesthetic;
+pub mod clip_open;
+pub mod clip_text;
+pub mod clip_vision;
+pub mod nn;
+pub mod scorer_export;
+pub mod sd_config;
+pub mod sd_pipeline;
+pub mod unet;
+pub mod unet_blocks;
+pub mod vae;
