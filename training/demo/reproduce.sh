@@ -12,8 +12,8 @@ cd "$root"
 source training/env.sh
 work="${DEMO_WORK:-target/demo-work}"
 mkdir -p "$work"
-cargo build --release -p promptist-train
-bin=target/release/promptist-train
+cargo build -p promptist-train
+bin=target/debug/promptist-train   # dependencies (libtorch calls) are optimised in the dev profile
 $bin demo-corpus --out "$work/corpus.jsonl" --n 20000 --seed 0
 $bin train-tokenizer --data "$work/corpus.jsonl" --source-kinds mc,mcm --seed 0 --vocab-size 1024 --out "$work/tokenizer"
 rm -rf "$work/run"

@@ -37,6 +37,18 @@ enum Cmd {
     DemoCorpus(DemoCorpusArgs),
     /// Train a small byte-level BPE tokenizer on the training texts of some data.
     TrainTokenizer(TrainTokenizerArgs),
+    /// Greedy rewrites of prompts by a checkpoint (tch, no ONNX), one "input -> output" line each.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long = "prompt", required = true)]
+    prompts: Vec<String>,
+    #[arg(long, default_value_t = 75)]
+    max_new_tokens: usize,
 }
 
 #[derive(Args, Clone)]
@@ -241,6 +253,16 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Cmd::TrainTokenizer(a) => cmd_train_tokenizer(a),
+        Cmd::Generate(a) => {
+            tch::set_num_threads(1);
+            let (params, _) = Params::load_dir(&a.checkpoint, tch::Device::Cpu)?;
+            let tok = promptist::export::convert::checkpoint_tokenizer(&a.checkpoint)?;
+            for p in &a.prompts {
+                let out = promptist_train::model::generate::greedy_rewrite(&params, &tok, p, a.max_new_tokens)?;
+                println!("{p} -> {out}");
+            }
+            Ok(())
+        }
     }
 }
 

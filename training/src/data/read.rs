@@ -236,61 +236,73 @@ fn read_csv(path: &Path, cols: &Columns, bad: &mut BadRows) -> Result<(Vec<Recor
 }
 
 fn read_parquet(path: &Path, cols: &Columns, bad: &mut BadRows) -> Result<(Vec<Record>, usize)> {
+    use parquet::column::reader::ColumnReader;
+    use parquet::data_type::ByteArray;
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::record::Field;
-    use std::sync::Arc;
 
     let file = path.display().to_string();
     let perr = |e: parquet::errors::ParquetError| TrainError::Data(format!("{file}: {e}"));
     let reader = SerializedFileReader::new(open(path)?).map_err(perr)?;
-    let schema = reader.metadata().file_metadata().schema();
-    let fields = schema.get_fields();
-    let have = |c: &str| fields.iter().any(|f| f.name() == c);
-    let res = resolve(cols, &have, &file)?;
-    let wanted: Vec<&str> = [Some(&res.target), res.source.as_ref(), res.rephrase_main.as_ref(), res.rephrase_target.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|s| s.as_str())
-        .collect();
+    let meta = reader.metadata();
+    let descr = meta.file_metadata().schema_descr();
+    // top-level (non-nested) columns by name
+    let index: HashMap<String, usize> = (0..descr.num_columns()).filter(|&i| descr.column(i).path().parts().len() == 1).map(|i| (descr.column(i).name().to_string(), i)).collect();
+    let res = resolve(cols, &|c| index.contains_key(c), &file)?;
+    let wanted: Vec<&String> = [Some(&res.target), res.source.as_ref(), res.rephrase_main.as_ref(), res.rephrase_target.as_ref()].into_iter().flatten().collect();
     for w in &wanted {
-        if !have(w) {
-            let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+        if !index.contains_key(w.as_str()) {
+            let mut names: Vec<&str> = index.keys().map(|s| s.as_str()).collect();
+            names.sort_unstable();
             return Err(TrainError::Data(format!("{file}: no column {w:?} (columns: {})", names.join(", "))));
         }
     }
-    let projected: Vec<Arc<parquet::schema::types::Type>> = fields.iter().filter(|f| wanted.contains(&f.name())).cloned().collect();
-    let projection = parquet::schema::types::Type::group_type_builder(schema.name()).with_fields(projected).build().map_err(perr)?;
-    let iter = reader.get_row_iter(Some(projection)).map_err(perr)?;
+    // Read the wanted columns as raw BYTE_ARRAY values with definition levels (the record API
+    // would turn a non-UTF-8 value into an error that stops it from advancing); UTF-8 is checked
+    // per cell by to_record, so such a row is reported and the next rows are still read.
     let mut out = Vec::new();
     let mut rows = 0usize;
-    for item in iter {
-        rows += 1;
-        let origin = Origin { file: file.clone(), row: rows };
-        let row = match item {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = e.to_string();
-                let reason = if msg.contains("Utf8") || msg.contains("String") { BadReason::NonUtf8 } else { BadReason::Malformed };
-                bad.report(&origin, reason, msg.chars().take(200).collect::<String>())?;
-                continue;
+    for g in 0..meta.num_row_groups() {
+        let rg = reader.get_row_group(g).map_err(perr)?;
+        let n = rg.metadata().num_rows().max(0) as usize;
+        let mut columns: HashMap<&str, Vec<Option<Vec<u8>>>> = HashMap::new();
+        for w in &wanted {
+            let ci = index[w.as_str()];
+            let max_def = descr.column(ci).max_def_level();
+            let ColumnReader::ByteArrayColumnReader(mut r) = rg.get_column_reader(ci).map_err(perr)? else {
+                return Err(TrainError::Data(format!("{file}: column {w:?} is not a text (BYTE_ARRAY) column")));
+            };
+            let (mut values, mut defs): (Vec<ByteArray>, Vec<i16>) = (Vec::new(), Vec::new());
+            let mut got = 0;
+            while got < n {
+                let (recs, _, _) = r.read_records(n - got, Some(&mut defs), None, &mut values).map_err(perr)?;
+                if recs == 0 {
+                    break;
+                }
+                got += recs;
             }
-        };
-        let cells: HashMap<String, Cell> = row
-            .get_column_iter()
-            .map(|(name, f)| {
-                let cell = match f {
-                    Field::Null => Cell::Null,
-                    Field::Str(s) => Cell::Bytes(s.clone().into_bytes()),
-                    Field::Bytes(b) => Cell::Bytes(b.data().to_vec()),
-                    other => Cell::Bytes(other.to_string().into_bytes()),
-                };
-                (name.clone(), cell)
-            })
-            .collect();
-        let mut cells = cells;
-        let mut get = |c: &str| cells.remove(c);
-        if let Some(r) = to_record(origin, &res, &mut get, cols, bad)? {
-            out.push(r);
+            let mut vals = values.into_iter();
+            let cells: Vec<Option<Vec<u8>>> = if max_def == 0 {
+                vals.map(|v| Some(v.data().to_vec())).collect()
+            } else {
+                defs.iter().map(|&d| if d == max_def { vals.next().map(|v| v.data().to_vec()) } else { None }).collect()
+            };
+            if cells.len() != n {
+                return Err(TrainError::Data(format!("{file}: row group {g}: column {w:?} has {} values for {n} rows", cells.len())));
+            }
+            columns.insert(w.as_str(), cells);
+        }
+        for i in 0..n {
+            rows += 1;
+            let origin = Origin { file: file.clone(), row: rows };
+            let mut get = |c: &str| -> Option<Cell> {
+                columns.get_mut(c).map(|v| match v[i].take() {
+                    Some(b) => Cell::Bytes(b),
+                    None => Cell::Null,
+                })
+            };
+            if let Some(r) = to_record(origin, &res, &mut get, cols, bad)? {
+                out.push(r);
+            }
         }
     }
     Ok((out, rows))
