@@ -33,26 +33,70 @@ fn gpt2_ids_match_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ref.json");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/tok_reference.py");
-    let st = Command::new(python()).arg(&script).arg(&out).status().expect("running the Python reference");
+    let st = Command::new(python())
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("running the Python reference");
     assert!(st.success(), "tok_reference.py failed: {st}");
     let recs: Vec<Record> = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert!(recs.len() >= 200, "only {} reference strings", recs.len());
 
-    let tok = Gpt2Tokenizer::embedded().unwrap();
-    let mut mismatches = Vec::new();
-    let mut tokens = 0;
-    for r in &recs {
-        let ids = tok.encode(&r.text).unwrap();
-        tokens += ids.len();
-        if ids != r.ids {
-            mismatches.push(format!("{:?}: ours {:?} transformers {:?}", r.text, ids, r.ids));
-            continue;
+    // The embedded tokenizer, the one transformers serialises (as a converted HF folder may carry),
+    // and the one built from vocab.json + merges.txt must all give transformers' ids.
+    let hf_json = PathBuf::from(format!("{}.tokenizer.json", out.display()));
+    let d = gpt2_dir();
+    let tokenizers = [
+        ("embedded", Gpt2Tokenizer::embedded().unwrap()),
+        (
+            "transformers tokenizer.json",
+            Gpt2Tokenizer::from_tokenizer_json(&hf_json).unwrap(),
+        ),
+        (
+            "vocab + merges",
+            Gpt2Tokenizer::from_vocab_merges(&d.join("encoder.json"), &d.join("vocab.bpe")).unwrap(),
+        ),
+    ];
+    for (what, tok) in &tokenizers {
+        let mut mismatches = Vec::new();
+        let mut tokens = 0;
+        for r in &recs {
+            let ids = tok.encode(&r.text).unwrap();
+            tokens += ids.len();
+            if ids != r.ids {
+                mismatches.push(format!("{:?}: ours {:?} transformers {:?}", r.text, ids, r.ids));
+                continue;
+            }
+            let dec = tok.decode(&ids).unwrap();
+            if dec != r.decoded || dec != r.text {
+                mismatches.push(format!(
+                    "{:?}: decoded ours {:?} transformers {:?}",
+                    r.text, dec, r.decoded
+                ));
+            }
         }
-        let dec = tok.decode(&ids).unwrap();
-        if dec != r.decoded || dec != r.text {
-            mismatches.push(format!("{:?}: decoded ours {:?} transformers {:?}", r.text, dec, r.decoded));
-        }
+        assert!(
+            mismatches.is_empty(),
+            "{what}: {} of {} strings differ:\n{}",
+            mismatches.len(),
+            recs.len(),
+            mismatches.join("\n")
+        );
+        eprintln!(
+            "{what}: {} strings, {tokens} tokens: identical ids and round trips",
+            recs.len()
+        );
     }
-    assert!(mismatches.is_empty(), "{} of {} strings differ:\n{}", mismatches.len(), recs.len(), mismatches.join("\n"));
-    eprintln!("{} strings, {} tokens: identical ids and round trips", recs.len(), tokens);
+}
+
+/// The real GPT-2 vocabulary: `PROMPTIST_GPT2_DIR`, else `shared/data/gpt2` above the crate.
+fn gpt2_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PROMPTIST_GPT2_DIR") {
+        return PathBuf::from(d);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.ancestors()
+        .map(|a| a.join("shared/data/gpt2"))
+        .find(|d| d.join("encoder.json").is_file())
+        .expect("GPT-2 vocabulary not found: set PROMPTIST_GPT2_DIR to a folder with encoder.json and vocab.bpe")
 }

@@ -1,7 +1,13 @@
 //! Model bundle: a folder with a `promptist.json` manifest and one sub-folder per component
-//! (layout in DESIGN.md, "The model bundle").
+//! (layout in DESIGN.md, "The model bundle"); opening validates the manifest, files and checksums.
 
+pub mod checksum;
+pub mod load;
 pub mod manifest;
+pub mod policy;
 pub mod writer;
 
+pub use checksum::sha256_file;
+pub use load::{check_files, read_manifest, Bundle, Checksums};
 pub use manifest::{Component, FileEntry, Manifest, Provenance, FORMAT_VERSION, MANIFEST_FILE};
+pub use policy::{PolicyConfig, PolicyFiles, POLICY, POLICY_CONFIG, POLICY_KIND, POLICY_MODEL, POLICY_TOKENIZER};

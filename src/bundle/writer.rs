@@ -81,7 +81,8 @@ impl BundleWriter {
     /// Write `promptist.json`; returns the manifest written.
     pub fn finish(self) -> Result<Manifest> {
         let path = self.root.join(MANIFEST_FILE);
-        let text = serde_json::to_string_pretty(&self.manifest).map_err(|e| Error::Internal(format!("serializing manifest: {e}")))?;
+        let text = serde_json::to_string_pretty(&self.manifest)
+            .map_err(|e| Error::Internal(format!("serializing manifest: {e}")))?;
         std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         Ok(self.manifest)
     }
@@ -105,7 +106,12 @@ mod tests {
     #[test]
     fn writes_manifest_with_hashes() {
         let dir = tempfile::tempdir().unwrap();
-        let prov = Provenance { source: "test".into(), producer: "unit".into(), random_weights: true, synthetic_training_data: false };
+        let prov = Provenance {
+            source: "test".into(),
+            producer: "unit".into(),
+            random_weights: true,
+            synthetic_training_data: false,
+        };
         let mut w = BundleWriter::create(dir.path(), "t", "random", prov).unwrap();
         let d = w.component_dir("policy").unwrap();
         std::fs::write(d.join("a.txt"), b"abc").unwrap();
@@ -114,14 +120,20 @@ mod tests {
         let e = &m.components["policy"].files["policy/a.txt"];
         assert_eq!(e.size, 3);
         assert_eq!(e.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        let back: Manifest = serde_json::from_str(&std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap()).unwrap();
+        let back: Manifest =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap()).unwrap();
         assert_eq!(back, m);
     }
 
     #[test]
     fn rejects_escaping_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let prov = Provenance { source: "s".into(), producer: "p".into(), random_weights: false, synthetic_training_data: false };
+        let prov = Provenance {
+            source: "s".into(),
+            producer: "p".into(),
+            random_weights: false,
+            synthetic_training_data: false,
+        };
         let mut w = BundleWriter::create(dir.path(), "t", "", prov).unwrap();
         assert!(w.add_component("x", "k", serde_json::Value::Null, &["../etc/passwd"]).is_err());
         assert!(w.component_dir("/abs").is_err());

@@ -123,7 +123,9 @@ impl Gpt2Tokenizer {
     fn decode_impl(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         let n = self.vocab_size() as u32;
         if let Some(bad) = ids.iter().find(|&&id| id >= n) {
-            return Err(Error::Tokenizer(format!("token id {bad} is outside the vocabulary of {n}")));
+            return Err(Error::Tokenizer(format!(
+                "token id {bad} is outside the vocabulary of {n}"
+            )));
         }
         self.inner.decode(ids, skip_special).map_err(|e| tok_err("decode", e))
     }
@@ -145,7 +147,9 @@ impl Gpt2Tokenizer {
 
     /// Serialise as a `tokenizer.json` (compact), as written into bundles.
     pub fn to_json(&self) -> Result<String> {
-        self.inner.to_string(false).map_err(|e| tok_err("serialise tokenizer.json", e))
+        self.inner
+            .to_string(false)
+            .map_err(|e| tok_err("serialise tokenizer.json", e))
     }
 }
 
@@ -210,7 +214,11 @@ mod tests {
     #[test]
     fn round_trip_arbitrary_text() {
         let t = Gpt2Tokenizer::embedded().unwrap();
-        for s in ["  two  spaces\t\ttabs\n\nnewlines ", "日本語のテキスト 🤖🎨", "café ñ Ω ∑ \u{200b}"] {
+        for s in [
+            "  two  spaces\t\ttabs\n\nnewlines ",
+            "日本語のテキスト 🤖🎨",
+            "café ñ Ω ∑ \u{200b}",
+        ] {
             assert_eq!(t.decode(&t.encode(s).unwrap()).unwrap(), s);
         }
     }

@@ -29,7 +29,8 @@ pub fn read_safetensors(path: &Path) -> Result<WeightMap> {
         .map_err(|e| Error::ModelFormat(format!("{}: not a valid safetensors file: {e}", path.display())))?;
     let mut map = WeightMap::new();
     for (name, view) in st.iter() {
-        let data = to_f32(view.dtype(), view.data()).map_err(|m| Error::ModelFormat(format!("{}: tensor {name}: {m}", path.display())))?;
+        let data = to_f32(view.dtype(), view.data())
+            .map_err(|m| Error::ModelFormat(format!("{}: tensor {name}: {m}", path.display())))?;
         map.insert(name, Tensor::new(view.shape().to_vec(), data)?);
     }
     Ok(map)
@@ -50,7 +51,12 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> std::result::Result<Vec<f32>, String> {
 
 /// Write `weights` to a `.safetensors` file, stored as `dtype`, with optional string metadata
 /// (`{"format": "pt"}` is what transformers writes and expects).
-pub fn write_safetensors(weights: &WeightMap, path: &Path, dtype: StoreDtype, metadata: Option<HashMap<String, String>>) -> Result<()> {
+pub fn write_safetensors(
+    weights: &WeightMap,
+    path: &Path,
+    dtype: StoreDtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = weights
         .tensors
         .iter()
@@ -68,11 +74,21 @@ pub fn write_safetensors(weights: &WeightMap, path: &Path, dtype: StoreDtype, me
     };
     let mut views = Vec::with_capacity(bytes.len());
     for (name, shape, b) in &bytes {
-        let v = TensorView::new(st_dtype, shape.clone(), b).map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?;
+        let v =
+            TensorView::new(st_dtype, shape.clone(), b).map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?;
         views.push((name.clone(), v));
     }
     safetensors::serialize_to_file(views, metadata, path)
-        .map_err(|e| Error::ModelFormat(format!("writing {}: {e}", path.display())))
+        .map_err(|e| Error::ModelFormat(format!("writing {}: {e}", path.display())))?;
+    // The crate creates the file owner-only (0600); a checkpoint is ordinary data (0644 minus umask
+    // is what every other file of the folder gets).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(format!("setting permissions of {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ def run_cli(*args):
     return r
 
 
-def make_hf_checkpoint(out: Path, cfg: dict, seed: int):
+def make_hf_checkpoint(out: Path, cfg: dict, seed: int, safe: bool = True):
     """A GPT2LMHeadModel with seeded random weights (LayerNorm gains/biases and all biases random
     too, so every term of the graph is exercised), saved as safetensors + tokenizer.json."""
     import torch
@@ -46,7 +46,7 @@ def make_hf_checkpoint(out: Path, cfg: dict, seed: int):
                 p.normal_(0.0, 0.02)
             elif ".ln_" in name:
                 p.normal_(1.0, 0.1)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=safe)
     shutil.copy(TOKENIZER_JSON, out / "tokenizer.json")
     return model
 
@@ -109,7 +109,15 @@ def hf_forward(model, ids, mask, pos, cache=None):
 
 
 def cache_arrays(cache, n_layer):
-    return [(cache.layers[i].keys.float().numpy(), cache.layers[i].values.float().numpy()) for i in range(n_layer)]
+    """(key, value) numpy pairs per layer from a transformers 5 cache (`.layers`), a 4.x
+    DynamicCache (`key_cache`) or a legacy tuple."""
+    if hasattr(cache, "layers"):
+        pairs = [(cache.layers[i].keys, cache.layers[i].values) for i in range(n_layer)]
+    elif hasattr(cache, "key_cache"):
+        pairs = [(cache.key_cache[i], cache.value_cache[i]) for i in range(n_layer)]
+    else:
+        pairs = [(cache[i][0], cache[i][1]) for i in range(n_layer)]
+    return [(k.float().numpy(), v.float().numpy()) for k, v in pairs]
 
 
 def max_abs(a, b):

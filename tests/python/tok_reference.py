@@ -1,7 +1,8 @@
 """Reference GPT-2 token ids from transformers' GPT2TokenizerFast, for the tokenizer parity tests.
 
 Run as a script: `python tok_reference.py OUT.json [GPT2_DIR]` writes a JSON list of
-{"text", "ids", "decoded"} for every test string (tests/bundle_gpt2_parity.rs reads it).
+{"text", "ids", "decoded"} for every test string (tests/bundle_gpt2_parity.rs reads it), and
+OUT.json.tokenizer.json, the reference's own tokenizer.json as transformers serialises it.
 The vocabulary is the real GPT-2 one (encoder.json = vocab.json, vocab.bpe = merges.txt).
 """
 import json
@@ -172,6 +173,7 @@ def main():
     tok = reference_tokenizer(sys.argv[2] if len(sys.argv) > 2 else None)
     recs = reference_records(tok, test_strings())
     Path(sys.argv[1]).write_text(json.dumps(recs, ensure_ascii=True), encoding="utf-8")
+    tok.backend_tokenizer.save(sys.argv[1] + ".tokenizer.json")
     print(f"wrote {len(recs)} reference encodings to {sys.argv[1]}")
 
 

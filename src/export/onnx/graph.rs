@@ -125,7 +125,13 @@ impl GraphBuilder {
     /// A new graph using the standard domain at [`DEFAULT_OPSET`].
     pub fn new(name: &str) -> Self {
         let graph = GraphProto { name: name.to_string(), ..Default::default() };
-        Self { graph, initializers: Vec::new(), opsets: vec![(String::new(), DEFAULT_OPSET)], counter: 0, metadata: Vec::new() }
+        Self {
+            graph,
+            initializers: Vec::new(),
+            opsets: vec![(String::new(), DEFAULT_OPSET)],
+            counter: 0,
+            metadata: Vec::new(),
+        }
     }
 
     /// Declare (or re-declare) an operator-set import, e.g. `("com.microsoft", 1)` for ORT contrib ops.

@@ -113,7 +113,8 @@ pub fn save_model(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Save
                 continue;
             }
             if data.is_none() {
-                let f = File::create(&data_path).map_err(|e| Error::io(format!("creating {}", data_path.display()), e))?;
+                let f =
+                    File::create(&data_path).map_err(|e| Error::io(format!("creating {}", data_path.display()), e))?;
                 data = Some(BufWriter::with_capacity(1 << 20, f));
             }
             let w = data.as_mut().ok_or_else(|| Error::Internal("external data writer missing".into()))?;
@@ -151,4 +152,84 @@ pub fn save_model(model: &Model, path: &Path, opts: &SaveOptions) -> Result<Save
     let bytes = proto.write_to_bytes().map_err(|e| Error::Internal(format!("serializing ONNX model: {e}")))?;
     std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(SavedModel { model_path: path.to_path_buf(), data_path: wrote_data.then_some(data_path) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::onnx::{attr, DType, Dim, GraphBuilder};
+    use onnx_protobuf::type_proto;
+
+    fn tiny_model() -> Model {
+        let mut g = GraphBuilder::new("t");
+        let x = g.input("x", DType::F32, &["batch".into(), 4.into()]);
+        let w = g.initializer("w", TensorData::f32(&[4, 8], (0..32).map(|i| i as f32).collect()));
+        let b = g.initializer("b", TensorData::f16(&[8], vec![half::f16::from_f32(0.5); 8]));
+        let bf = g.op("Cast", &[&b], vec![attr("to", DType::F32.onnx() as i64)]);
+        let y = g.op("Gemm", &[&x, &w, &bf], vec![attr("transB", 0i64)]);
+        g.output(&y, "y", DType::F32, &["batch".into(), Dim::Fixed(8)]);
+        g.finish()
+    }
+
+    #[test]
+    fn external_data_layout_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        let saved = save_model(&tiny_model(), &path, &SaveOptions { external_threshold_bytes: Some(64) }).unwrap();
+        let data_path = saved.data_path.clone().unwrap();
+        assert_eq!(data_path.file_name().unwrap(), "model.onnx_data");
+        let proto = ModelProto::parse_from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(proto.ir_version, 9);
+        assert_eq!(proto.opset_import[0].version, 20);
+        let g = proto.graph.as_ref().unwrap();
+        let w = g.initializer.iter().find(|t| t.name == "w").unwrap();
+        assert_eq!(w.data_location.enum_value().unwrap(), DataLocation::EXTERNAL);
+        assert!(w.raw_data.is_empty());
+        let kv: std::collections::HashMap<_, _> =
+            w.external_data.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        assert_eq!(kv["location"], "model.onnx_data");
+        let (off, len): (usize, usize) = (kv["offset"].parse().unwrap(), kv["length"].parse().unwrap());
+        assert_eq!(off as u64 % EXTERNAL_ALIGNMENT, 0);
+        assert_eq!(len, 128);
+        let data = std::fs::read(&data_path).unwrap();
+        let vals: Vec<f32> =
+            data[off..off + len].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(vals, (0..32).map(|i| i as f32).collect::<Vec<_>>());
+        // the f16 bias (16 bytes) stays inline
+        let b = g.initializer.iter().find(|t| t.name == "b").unwrap();
+        assert_eq!(b.data_type, DType::F16.onnx());
+        assert_eq!(b.raw_data.len(), 16);
+        assert!(b.external_data.is_empty());
+        // symbolic and fixed dims survive
+        let Some(type_proto::Value::TensorType(tt)) = &g.output[0].type_.value else { panic!("no tensor type") };
+        let dims = &tt.shape.dim;
+        assert_eq!(dims[0].value, Some(dimension_param("batch")));
+        assert_eq!(g.output[0].name, "y");
+        assert_eq!(g.node.last().unwrap().op_type, "Identity");
+    }
+
+    fn dimension_param(s: &str) -> onnx_protobuf::tensor_shape_proto::dimension::Value {
+        onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam(s.into())
+    }
+
+    #[test]
+    fn inline_save_removes_stale_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        std::fs::write(dir.path().join("model.onnx_data"), b"stale").unwrap();
+        let saved = save_model(&tiny_model(), &path, &SaveOptions { external_threshold_bytes: None }).unwrap();
+        assert!(saved.data_path.is_none());
+        assert!(!dir.path().join("model.onnx_data").exists());
+        let proto = ModelProto::parse_from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(proto, to_proto_inline(&tiny_model()).unwrap());
+        assert!(proto.graph.initializer.iter().all(|t| !t.raw_data.is_empty()));
+    }
+
+    #[test]
+    fn wrong_element_count_is_an_error() {
+        let mut g = GraphBuilder::new("bad");
+        g.initializer("w", TensorData::f32(&[3, 3], vec![0.0; 8]));
+        let err = to_bytes_inline(&g.finish()).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ModelFormat);
+    }
 }
