@@ -195,6 +195,9 @@ struct ExportArgs {
     /// Keep every tensor inside model.onnx (no model.onnx_data).
     #[arg(long)]
     inline: bool,
+    /// Attention in the graph: standard (any runtime) or ort-mha (ONNX Runtime's fused contrib op).
+    #[arg(long, default_value = "standard")]
+    attention: String,
 }
 
 #[derive(Args)]
@@ -368,6 +371,11 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 fn cmd_export(a: ExportArgs) -> Result<()> {
     let opts = promptist_train::export::ExportOptions {
         dtype: if a.fp16 { DType::F16 } else { DType::F32 },
+        attention: match a.attention.as_str() {
+            "standard" => promptist::export::gpt2::AttentionImpl::Standard,
+            "ort-mha" => promptist::export::gpt2::AttentionImpl::OrtMultiHeadAttention,
+            o => return Err(TrainError::Options(format!("--attention {o:?}: expected standard or ort-mha"))),
+        },
         name: a.name,
         external_threshold_bytes: if a.inline { None } else { promptist::export::onnx::SaveOptions::default().external_threshold_bytes },
         description: a.description,

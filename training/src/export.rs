@@ -9,7 +9,7 @@ use std::path::Path;
 use promptist::bundle::writer::BundleWriter;
 use promptist::bundle::{Manifest, Provenance};
 use promptist::export::convert::{checkpoint_tokenizer, ONNX_DTYPE_KEY, POLICY_COMPONENT, POLICY_KIND};
-use promptist::export::gpt2::{build_gpt2, Gpt2ExportOptions};
+use promptist::export::gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 use promptist::export::gpt2_config::Gpt2Config;
 use promptist::export::onnx::{save_model, DType, SaveOptions};
 
@@ -23,6 +23,8 @@ pub const TOKENIZER_VOCAB_KEY: &str = "promptist_tokenizer_vocab_size";
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub dtype: DType,
+    /// Standard ONNX attention (any runtime) or ORT's fused MultiHeadAttention contrib op.
+    pub attention: AttentionImpl,
     pub name: Option<String>,
     /// Tensors of at least this many bytes go to `model.onnx_data`; `None` keeps all inline.
     pub external_threshold_bytes: Option<usize>,
@@ -31,7 +33,7 @@ pub struct ExportOptions {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32, name: None, external_threshold_bytes: SaveOptions::default().external_threshold_bytes, description: None }
+        Self { dtype: DType::F32, attention: AttentionImpl::Standard, name: None, external_threshold_bytes: SaveOptions::default().external_threshold_bytes, description: None }
     }
 }
 
@@ -50,7 +52,7 @@ pub fn export_bundle(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Res
     }
     let (weights, format) = promptist::weights::load_checkpoint_weights(checkpoint)?;
     eprintln!("export: {} tensors from {}", weights.len(), format.path().display());
-    let model = build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype })?;
+    let model = build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype, attention: opts.attention })?;
     drop(weights);
     let synthetic = cfg.extra.get(SYNTHETIC_KEY).and_then(|v| v.as_bool()).unwrap_or(false);
     let step = crate::sft::checkpoint::load_state(checkpoint).ok().map(|s| s.step);

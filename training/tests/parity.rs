@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use promptist::export::gpt2_config::Gpt2Config;
+use promptist::export::tiny::LmHead;
 use promptist_train::model::{Gpt2, Params};
 use tch::{Device, Kind, Tensor};
 
@@ -20,11 +21,11 @@ fn tch_logits(ckpt: &Path, ids: &[Vec<i64>]) -> Vec<f32> {
     Vec::<f32>::try_from(&l.reshape([-1])).unwrap()
 }
 
-fn check(cfg: Gpt2Config, seed: u64, scale: f32, ids: Vec<Vec<i64>>) {
+fn check(cfg: Gpt2Config, seed: u64, head: LmHead, ids: Vec<Vec<i64>>) {
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("ck");
-    promptist::export::write_random_checkpoint(&ck, &cfg, seed, scale).unwrap();
+    promptist::export::write_random_checkpoint(&ck, &cfg, seed, head).unwrap();
     let ours = tch_logits(&ck, &ids);
     // export through the trainer's exporter (inline ONNX)
     let bundle = dir.path().join("bundle");
@@ -49,8 +50,10 @@ fn check(cfg: Gpt2Config, seed: u64, scale: f32, ids: Vec<Vec<i64>>) {
 #[test]
 fn tiny_gpt2_logits_match_transformers_and_onnx() {
     let ids = vec![vec![464, 2266, 21831, 287, 262, 6729, 11, 4047, 6496, 30003, 383, 25], vec![50256, 0, 1, 2, 50255, 7, 8, 9, 10, 11, 12, 13]];
-    // scale 30 on wte: peaked logits (std about 5), so the 1e-5 bound is tested on large values
-    check(Gpt2Config::tiny(), 11, 30.0, ids);
+    // untied head of scale 30: peaked logits (std about 5), so the bounds are tested on large values
+    check(Gpt2Config::tiny(), 11, LmHead::Untied { scale: 30.0 }, ids.clone());
+    // the real GPT-2 layout: head tied to wte
+    check(Gpt2Config::tiny(), 12, LmHead::Tied, ids);
 }
 
 #[test]
@@ -71,7 +74,7 @@ fn check_small(cfg: Gpt2Config, ids: Vec<Vec<i64>>) {
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("ck");
-    promptist::export::write_random_checkpoint(&ck, &cfg, 5, 30.0).unwrap();
+    promptist::export::write_random_checkpoint(&ck, &cfg, 5, LmHead::Tied).unwrap();
     // the random checkpoint carries the GPT-2 tokenizer: replace it by a small one of our own
     let texts: Vec<String> = (0..200).map(|i| format!("a red fox number {i} in the snow, highly detailed Rephrase: x")).collect();
     let tok = promptist_train::demo::bpe::train_tokenizer(&texts, 700, &dir.path().join("tok")).unwrap();
@@ -96,4 +99,28 @@ fn check_small(cfg: Gpt2Config, ids: Vec<Vec<i64>>) {
     assert_eq!(c["vocab_size"], 700);
     assert_eq!(c["eos_token_id"], tok.eos_id());
     assert_eq!(c["promptist_tokenizer_vocab_size"], tok.vocab_size());
+}
+
+/// `pytorch_model.bin` (torch.save zip pickle, with the tied `lm_head.weight`) loads through the
+/// library's reader into the same parameters as `model.safetensors`, bit for bit, and a model
+/// trained from it gives transformers' logits.
+#[test]
+fn pytorch_bin_checkpoint_loads_like_safetensors() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("st");
+    promptist::export::write_random_checkpoint(&st, &Gpt2Config::tiny(), 3, LmHead::Tied).unwrap();
+    let bin = dir.path().join("bin");
+    common::run_py("train_to_bin.py", &[&st, &bin]);
+    assert!(bin.join("pytorch_model.bin").is_file() && !bin.join("model.safetensors").exists());
+    let (a, _) = Params::load_dir(&st, Device::Cpu).unwrap();
+    let (b, unused) = Params::load_dir(&bin, Device::Cpu).unwrap();
+    assert!(unused.is_empty(), "{unused:?}");
+    let (wa, wb) = (a.to_weights().unwrap(), b.to_weights().unwrap());
+    assert_eq!(wa.len(), wb.len());
+    for (name, t) in &wa.tensors {
+        let u = wb.get(name).unwrap();
+        assert_eq!(t.shape, u.shape, "{name}");
+        assert!(t.data.iter().zip(&u.data).all(|(x, y)| x.to_bits() == y.to_bits()), "{name} differs");
+    }
 }

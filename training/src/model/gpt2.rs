@@ -1,6 +1,6 @@
 //! GPT-2 forward pass (Radford et al. 2019) with the semantics of transformers'
 //! `GPT2LMHeadModel` (pre-LayerNorm blocks, Conv1D projections `x @ W + b` with W [in, out],
-//! causal scaled-dot-product attention, `gelu_new`, tied LM head), for training with teacher
+//! causal scaled-dot-product attention, `gelu_new`, LM head tied to `wte` or separate), for training with teacher
 //! forcing: right-padded batches need no padding mask, since a causal query never sees later
 //! positions. Dropout is not applied (the paper fine-tunes with dropout 0).
 
@@ -91,10 +91,10 @@ impl<'a> Gpt2<'a> {
         self.layer_norm(&h, "transformer.ln_f")
     }
 
-    /// Float32 logits [batch, seq, vocab] (the tied head: `h @ wte^T`).
+    /// Float32 logits [batch, seq, vocab]: `h @ wte^T` (tied head) or `h @ lm_head^T`.
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let h = self.hidden(ids)?;
-        let wte = self.p("transformer.wte.weight")?;
+        let wte = if self.params.cfg.tie_word_embeddings { self.p("transformer.wte.weight")? } else { self.p(super::params::LM_HEAD)? };
         let logits = if self.compute == Kind::Float {
             h.f_matmul(&wte.f_tr()?)?
         } else {

@@ -1,7 +1,7 @@
 //! GPT-2 parameters as named tch tensors, with Hugging Face `GPT2LMHeadModel` names
 //! (`transformer.wte.weight`, `transformer.h.N.attn.c_attn.weight` in Conv1D [in, out] layout, ...;
 //! the LM head is tied to `wte`, so `lm_head.weight` is not a separate parameter, as
-//! `save_pretrained` writes it). Filled from the library's checkpoint readers (safetensors,
+//! `save_pretrained` writes it, unless `tie_word_embeddings` is false). Filled from the library's checkpoint readers (safetensors,
 //! `pytorch_model.bin`), converted back to a WeightMap for saving and for the ONNX builder.
 
 use std::collections::BTreeMap;
@@ -34,8 +34,14 @@ pub fn param_shapes(cfg: &Gpt2Config) -> Vec<(String, Vec<usize>)> {
     }
     out.push(("transformer.ln_f.weight".to_string(), vec![e]));
     out.push(("transformer.ln_f.bias".to_string(), vec![e]));
+    if !cfg.tie_word_embeddings {
+        out.push((LM_HEAD.to_string(), vec![v, e]));
+    }
     out
 }
+
+/// The separate LM head of configs with `tie_word_embeddings: false`.
+pub const LM_HEAD: &str = "lm_head.weight";
 
 /// True for parameters that get weight decay: matrices and embeddings, not biases or LayerNorm
 /// gains (Hugging Face Trainer's grouping).
@@ -100,7 +106,7 @@ impl Params {
 
     /// Parameters from a library WeightMap with Hugging Face names (the `transformer.` prefix is
     /// optional). Returns the params and the checkpoint keys that were not used (for a warning).
-    /// A present `lm_head.weight` must equal `wte` (tied); an untied head is an error.
+    /// With a tied config, a present `lm_head.weight` must equal `wte`; untied configs need it.
     pub fn from_weights(cfg: &Gpt2Config, w: &WeightMap, device: Device) -> Result<(Self, Vec<String>)> {
         cfg.validate()?;
         let mut used = std::collections::BTreeSet::new();
@@ -114,12 +120,12 @@ impl Params {
             tensors.insert(name.clone(), to_tch(t, device)?.f_set_requires_grad(true)?);
             order.push(name);
         }
-        if let Some(head) = w.get("lm_head.weight") {
-            used.insert("lm_head.weight".to_string());
+        if let (true, Some(head)) = (cfg.tie_word_embeddings, w.get(LM_HEAD)) {
+            used.insert(LM_HEAD.to_string());
             let wte = w.get("transformer.wte.weight").or_else(|| w.get("wte.weight"));
             if wte.map(|t| t != head).unwrap_or(true) {
                 return Err(TrainError::Checkpoint(
-                    "lm_head.weight differs from transformer.wte.weight: untied LM heads are not supported (GPT-2 ties them)".into(),
+                    "lm_head.weight differs from transformer.wte.weight although config.json says tie_word_embeddings: true".into(),
                 ));
             }
         }
