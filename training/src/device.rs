@@ -65,3 +65,20 @@ impl Precision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices_and_precisions() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("tpu").is_err());
+        if !Cuda::is_available() {
+            let e = parse_device("cuda").unwrap_err().to_string();
+            assert!(e.contains("CUDA is not available"), "{e}");
+        }
+        assert_eq!(Precision::parse("bf16").unwrap().compute_kind(), Kind::BFloat16);
+        assert!(Precision::parse("fp8").is_err());
+    }
+}

@@ -60,3 +60,29 @@ pub fn micro_batch_tensors(batch: &[&Example], pad: i64, device: Device) -> Resu
     let labels = Tensor::f_from_slice(&labels)?.f_view([b, l as i64])?.f_to_device(device)?;
     Ok((ids, labels))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Origin, SourceKind};
+
+    #[test]
+    fn order_is_a_function_of_seed_and_step() {
+        let mut a = Order::new(10, 5);
+        let all: Vec<usize> = (0..5).flat_map(|s| a.batch(s, 4)).collect();
+        // every epoch is a permutation
+        let mut e0: Vec<usize> = all[..10].to_vec();
+        e0.sort_unstable();
+        assert_eq!(e0, (0..10).collect::<Vec<_>>());
+        // a fresh order started at step 3 gives the same batch
+        assert_eq!(Order::new(10, 5).batch(3, 4), all[12..16].to_vec());
+    }
+
+    #[test]
+    fn labels_cover_target_tokens_only() {
+        let e = Example { ids: vec![1, 2, 3, 4, 5], target_start: 3, kind: SourceKind::Given, origin: Origin { file: "f".into(), row: 1 } };
+        let (ids, labels) = micro_batch_tensors(&[&e], 0, Device::Cpu).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&ids.view([-1])).unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(Vec::<i64>::try_from(&labels.view([-1])).unwrap(), vec![-100, -100, 4, 5, -100]);
+    }
+}

@@ -98,3 +98,16 @@ pub fn plot_losses(path: &Path, series: &[([u8; 3], Vec<(f64, f64)>)]) -> Result
     w.write_image_data(&c.px).map_err(|e| TrainError::Data(format!("writing {}: {e}", path.display())))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn writes_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("loss.png");
+        let train: Vec<(f64, f64)> = (1..50).map(|i| (i as f64, 6.0 / (i as f64).sqrt())).collect();
+        super::plot_losses(&p, &[([0, 0, 255], train), ([255, 0, 0], vec![(10.0, 2.0), (40.0, 1.2)])]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
+}
