@@ -192,7 +192,7 @@ impl DataStats {
         for (f, rows) in &self.files {
             eprintln!("data: {f}: {rows} rows");
         }
-        eprintln!("data: {} rows read, {} usable targets/pairs rows", self.rows_read, self.records);
+        eprintln!("data: {} rows read, {} usable rows", self.rows_read, self.records);
         if !self.bad_rows.is_empty() {
             let b: Vec<String> = self.bad_rows.iter().map(|(k, v)| format!("{k} {v}")).collect();
             eprintln!("data: bad: {}", b.join(", "));
