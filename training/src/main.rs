@@ -1,2 +1,12 @@
-//! promptist-train: the Promptist trainer (SFT and PPO); see the issues for its stages.
-fn main() {}
+//! promptist-train: the Promptist trainer's command line (SFT on tch, bundle export, demo corpus
+//! and tokenizer, throughput benchmark). Progress and statistics go to stderr; results that a
+//! script reads (bench) go to stdout as JSON.
+
+mod cli;
+
+fn main() {
+    if let Err(e) = cli::run() {
+        eprintln!("promptist-train: error: {e}");
+        std::process::exit(1);
+    }
+}
