@@ -1,6 +1,5 @@
-//! The README's main command: `promptist_optimize` through the C ABI on the demo bundle, with no
-//! download. The demo bundle is made on first run by the library's own seeded generator (random
-//! policy weights: the rewrites are meaningless, and the output says so).
+//! The README's main command: `promptist_optimize` through the C ABI on the embedded demo bundle
+//! (training/demo/bundle, committed; its policy was trained on synthetic data), with no download.
 //!
 //! ORT_DYLIB_PATH=$(bash tests/fetch-ort.sh) cargo run --release --example demo -- "a red fox in the snow"
 
@@ -17,11 +16,6 @@ use promptist::capi::result::{
 };
 use promptist::capi::status::promptist_status;
 use promptist::capi::{promptist_engine, promptist_engine_options, promptist_error, promptist_optimize_options, promptist_optimize_result};
-use promptist::export::{convert_checkpoint, write_random_checkpoint, ConvertOptions, Gpt2Config, LmHead};
-
-/// The demo policy's seed and scale (peaked random weights, so beam search is well defined).
-const DEMO_SEED: u64 = 20221219;
-const DEMO_SCALE: f32 = 30.0;
 
 fn main() -> std::process::ExitCode {
     let prompt = std::env::args().nth(1).unwrap_or_else(|| "a red fox in the snow".to_string());
@@ -34,21 +28,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The committed demo bundle: a small GPT-2 policy trained by `promptist-train` on a SYNTHETIC
+/// corpus (reproduce with `bash training/demo/reproduce.sh`).
 fn demo_bundle() -> Result<PathBuf, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let root = target.join("promptist-demo");
-    let bundle = root.join(format!("bundle-random-{DEMO_SEED}"));
-    if bundle.join("promptist.json").is_file() {
-        return Ok(bundle);
-    }
-    eprintln!("making the demo bundle in {} (once; seeded random weights, no download)", bundle.display());
-    let checkpoint = root.join(format!("checkpoint-random-{DEMO_SEED}"));
-    write_random_checkpoint(&checkpoint, &Gpt2Config::tiny(), DEMO_SEED, LmHead::Untied { scale: DEMO_SCALE })
-        .map_err(|e| e.to_string())?;
-    let opts = ConvertOptions { name: Some("promptist-demo-random".into()), ..ConvertOptions::default() };
-    convert_checkpoint(&checkpoint, &bundle, &opts, &mut |msg| eprintln!("  {msg}")).map_err(|e| e.to_string())?;
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("training/demo/bundle");
+    let manifest = promptist::bundle::read_manifest(&bundle).map_err(|e| e.to_string())?;
+    println!("bundle:   {} ({})", bundle.display(), manifest.name);
+    println!("about:    {}", manifest.description);
     Ok(bundle)
 }
 
@@ -83,9 +69,8 @@ fn run(prompt: &str) -> Result<(), String> {
         let mut result: *mut promptist_optimize_result = ptr::null_mut();
         let outcome = check(promptist_optimize(engine, text.as_ptr(), &oo, &mut result, &mut err), err);
         if outcome.is_ok() {
-            println!("bundle:   {}", bundle.display());
             if promptist_optimize_result_random_weights(result) {
-                println!("NOTE:     this demo policy has RANDOM weights (seed {DEMO_SEED}); the rewrites below are");
+                println!("NOTE:     this bundle's policy has RANDOM weights; the rewrites below are");
                 println!("          meaningless. Convert the real microsoft/Promptist checkpoint for real ones (README).");
             }
             let provider = promptist_optimize_result_provider(result);
