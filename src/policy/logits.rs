@@ -57,7 +57,7 @@ pub fn exp_nonpos(x: f32) -> f32 {
     // Round to nearest with the 1.5 * 2^23 trick (no libm `roundf`).
     let k = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
     let r = x - k * 0.693_359_4 - k * (-2.121_944_4e-4);
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits((((k as i32) + 127) as u32) << 23);
     if keep { y * scale } else { 0.0 }
@@ -73,7 +73,7 @@ pub fn top_k(row: &[f32], k: usize, out: &mut Vec<(f32, u32)>) {
     for (i, &x) in row.iter().enumerate() {
         if out.len() == k {
             // Strictly greater than the current k-th: equal values keep the earlier index.
-            if !(x > out[k - 1].0) {
+            if x.partial_cmp(&out[k - 1].0) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             out.pop();

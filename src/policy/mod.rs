@@ -1,5 +1,13 @@
 //! GPT-2 policy decoding (greedy, beam, diverse beam, sampling) over a causal LM; method per
-//! SPEC section 2 and transformers' `generate()` semantics.
+//! SPEC section 2 and transformers' `generate()` semantics (beam search: 5.23's `_beam_search`;
+//! diverse beam search: 4.53.3's `_group_beam_search`).
+//!
+//! Use: wrap a policy session in [`OnnxGpt2`] (it implements [`CausalLm`]), format the prompt
+//! with [`prompt::format_input`], tokenise it (no BOS), call [`generate`] with a
+//! [`config::DecodingConfig`] and [`Controls`] (EOS/PAD ids, `min_new_tokens`, progress/cancel);
+//! each [`Hypothesis`] holds the generated ids (EOS excluded) and its score, best first; decode
+//! them and pass the text through [`prompt::finish_output`]. Several prompts in one call run as
+//! one left-padded batch, each with its own beams.
 
 pub mod beam;
 pub mod config;
@@ -12,6 +20,6 @@ pub mod onnx_gpt2;
 pub mod prompt;
 pub mod sample;
 
-pub use generate::{generate, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
+pub use generate::{generate, validate, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
 pub use model::{CausalLm, PaddedBatch};
 pub use onnx_gpt2::{Gpt2Dims, OnnxGpt2};

@@ -177,6 +177,13 @@ impl OnnxGpt2 {
             let v = outputs
                 .remove(name.as_str())
                 .ok_or_else(|| Error::Inference(format!("the graph returned no `{name}`")))?;
+            {
+                let (shape, _) = v.try_extract_tensor::<f32>()?;
+                let want = [rows as i64, h as i64, total as i64, d as i64];
+                if shape[..] != want[..] {
+                    return Err(Error::ModelFormat(format!("`{name}` has shape {shape:?}, expected {want:?}")));
+                }
+            }
             let old = std::mem::replace(&mut self.cache[i], Kv::Ort(v));
             if let Kv::Host(buf) = old {
                 self.spare[i] = buf;

@@ -15,8 +15,9 @@ use crate::policy::logits::{top_k, RowStats};
 use crate::policy::model::{CausalLm, PaddedBatch};
 use crate::{Error, Result};
 
-/// Draw one token from a processed row (see the module doc). `work` is a reusable buffer.
-pub fn sample_row(row: &[f32], temperature: f32, k: usize, top_p: f32, suppress: Option<u32>, rng: &mut ChaCha20Rng, work: &mut Vec<(f32, u32)>) -> u32 {
+/// Draw one token from a processed row (see the module doc); None when every token is excluded
+/// (an all -inf row). `work` is a reusable buffer.
+pub fn sample_row(row: &[f32], temperature: f32, k: usize, top_p: f32, suppress: Option<u32>, rng: &mut ChaCha20Rng, work: &mut Vec<(f32, u32)>) -> Option<u32> {
     let scaled = |i: usize, x: f32| if Some(i as u32) == suppress { f32::NEG_INFINITY } else { x / temperature };
     // Candidates, largest first.
     if k > 0 && k < row.len() {
@@ -36,7 +37,7 @@ pub fn sample_row(row: &[f32], temperature: f32, k: usize, top_p: f32, suppress:
     }
     work.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     if work.is_empty() {
-        return suppress.map(|_| 0).unwrap_or(0);
+        return None;
     }
     let max = work[0].0;
     let mut probs: Vec<f64> = work.iter().map(|c| ((c.0 - max) as f64).exp()).collect();
@@ -68,10 +69,10 @@ pub fn sample_row(row: &[f32], temperature: f32, k: usize, top_p: f32, suppress:
     for (i, p) in probs.iter().enumerate() {
         acc += p;
         if u < acc {
-            return work[i].1;
+            return Some(work[i].1);
         }
     }
-    work[work.len() - 1].1
+    work.last().map(|c| c.1)
 }
 
 pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &DecodingConfig, ctl: &mut Controls<'_>) -> Result<GenerateOutput> {
@@ -98,7 +99,8 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
         let mut next = Vec::with_capacity(live.len());
         for (r, &s) in live.iter().enumerate() {
             let row = &logits[r * vocab..(r + 1) * vocab];
-            let t = sample_row(row, temperature, k, top_p, suppress, &mut rng, &mut work);
+            let t = sample_row(row, temperature, k, top_p, suppress, &mut rng, &mut work)
+                .ok_or_else(|| Error::Inference("sampling: every token has probability 0 (non-finite logits?)".into()))?;
             scores[s] += RowStats::of(row).log_prob(row[t as usize]);
             tokens[s].push(t);
             next.push(t);

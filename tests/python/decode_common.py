@@ -71,47 +71,54 @@ def prompt_ids(texts):
     return ids
 
 
-def make_checkpoint(out, preset, scale, seed, eos_boost):
-    """A seeded random GPT2LMHeadModel folder; 2-D weights multiplied by `scale` so next-token
-    distributions are peaked (beam decisions are then far from float noise), and the EOS embedding
-    row (tied to the LM head) scaled by `eos_boost` so sequences end at varied lengths."""
+def boost_eos(hf_dir, factor):
+    """Scale the LM head's EOS row (wte's when tied) so EOS is strongly favoured in some contexts
+    and strongly avoided in others: sequences then end at varied lengths."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(seed)
-    if preset == "tiny":
-        cfg = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256)
-    elif preset == "gpt2":
-        cfg = GPT2Config()
-    else:
-        fail(f"unknown preset {preset}")
-    m = GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():
-        for _, p in m.named_parameters():
-            if p.dim() >= 2:
-                p.mul_(scale)
-        m.transformer.wte.weight[EOS] *= eos_boost
-    m.save_pretrained(out)
-    return m
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    path = pathlib.Path(hf_dir) / "model.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    key = "lm_head.weight" if "lm_head.weight" in tensors else "transformer.wte.weight"
+    tensors[key] = tensors[key].clone()
+    tensors[key][EOS] *= factor
+    save_file(tensors, str(path), metadata=meta)
+
+
+def make_checkpoint(out, preset, scale, seed, eos_boost=1.0, tied=False):
+    """A seeded random GPT-2 checkpoint from `promptist make-tiny` (its untied LM head at std
+    0.02 * scale gives peaked next-token distributions, so beam decisions are far from float noise),
+    with the EOS row boosted by `eos_boost`."""
+    cmd = [str(promptist_bin()), "make-tiny", "--out", str(out), "--preset", preset, "--seed", str(seed),
+           "--scale", str(scale)] + (["--tied"] if tied else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"promptist make-tiny failed: {r.stderr}")
+    if eos_boost != 1.0:
+        boost_eos(out, eos_boost)
 
 
 def onnx_from_checkpoint(hf_dir, out_dir):
-    """The policy graph for `hf_dir`: `promptist convert` when the exporter is built, else the
-    torch-traced reference graph (decode_torch_onnx.py). Returns the --model argument for bench."""
+    """The policy bundle for `hf_dir` via `promptist convert` (the library's exporter). With
+    PROMPTIST_DECODE_GRAPH=torch, the torch-traced reference graph (decode_torch_onnx.py) is used
+    instead, which checks the decoder independently of the exporter. Returns (--model, how)."""
     out_dir = pathlib.Path(out_dir)
+    if os.environ.get("PROMPTIST_DECODE_GRAPH") == "torch":
+        from transformers import GPT2LMHeadModel
+        sys.path.insert(0, str(HERE))
+        import decode_torch_onnx
+        d = out_dir / "torch_onnx"
+        d.mkdir(parents=True, exist_ok=True)
+        decode_torch_onnx.export(GPT2LMHeadModel.from_pretrained(hf_dir).eval(), str(d / "model.onnx"))
+        (d / "config.json").write_text((pathlib.Path(hf_dir) / "config.json").read_text())
+        return d, "torch-traced reference graph (decode_torch_onnx.py)"
     r = subprocess.run([str(promptist_bin()), "convert", str(hf_dir), "--out", str(out_dir / "bundle")],
                        capture_output=True, text=True)
-    if r.returncode == 0:
-        return out_dir / "bundle", "promptist convert"
-    if os.environ.get("PROMPTIST_DECODE_REQUIRE_CONVERT"):
+    if r.returncode != 0:
         fail(f"promptist convert failed: {r.stderr}")
-    from transformers import GPT2LMHeadModel
-    sys.path.insert(0, str(HERE))
-    import decode_torch_onnx
-    d = out_dir / "torch_onnx"
-    d.mkdir(parents=True, exist_ok=True)
-    decode_torch_onnx.export(GPT2LMHeadModel.from_pretrained(hf_dir).eval(), str(d / "model.onnx"))
-    (d / "config.json").write_text((pathlib.Path(hf_dir) / "config.json").read_text())
-    return d, "torch-traced reference graph (promptist convert unavailable: " + r.stderr.strip()[:120] + ")"
+    return out_dir / "bundle", "promptist convert"
 
 
 def run_rust(model_arg, request, tmp, threads=1, repeat=1):

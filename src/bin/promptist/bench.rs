@@ -30,6 +30,9 @@ pub struct Args {
     /// Run the whole request this many times (timings of each are reported).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Write an ONNX Runtime profile (JSON trace) with this file-name prefix.
+    #[arg(long)]
+    profile: Option<PathBuf>,
     /// Write the JSON report here instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -168,6 +171,17 @@ fn resolve(model: &Path, config: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
     }
 }
 
+/// User + system CPU seconds of this process so far (getrusage).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` in /proc/self/status).
 fn vm_hwm_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -192,6 +206,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.threads > 0 {
         builder = builder.with_intra_threads(args.threads).map_err(|e| Error::Inference(e.to_string()))?;
     }
+    if let Some(p) = &args.profile {
+        builder = builder.with_profiling(p).map_err(|e| Error::Inference(e.to_string()))?;
+    }
     let session = builder.commit_from_file(&onnx)?;
     let mut model = Timed { inner: OnnxGpt2::new(session, dims)?, prefill: Duration::ZERO, step: Duration::ZERO, select: Duration::ZERO, steps: 0 };
     let load_s = t_load.elapsed().as_secs_f64();
@@ -205,6 +222,7 @@ pub fn run(args: Args) -> Result<()> {
         model.select = Duration::ZERO;
         model.steps = 0;
         let t = Instant::now();
+        let cpu0 = cpu_seconds();
         let mut outs = Vec::new();
         let groups: Vec<Vec<Vec<u32>>> = if req.batch { vec![req.prompts.clone()] } else { req.prompts.iter().map(|p| vec![p.clone()]).collect() };
         for g in &groups {
@@ -217,6 +235,7 @@ pub fn run(args: Args) -> Result<()> {
         let total = t.elapsed().as_secs_f64();
         seconds.push(serde_json::json!({
             "total": total,
+            "cpu": cpu_seconds() - cpu0,
             "prefill": model.prefill.as_secs_f64(),
             "steps": model.step.as_secs_f64(),
             "select_rows": model.select.as_secs_f64(),
