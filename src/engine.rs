@@ -1,9 +1,23 @@
 //! Engine: owns a loaded bundle and its sessions; the Rust API that the C ABI wraps.
+//! Input checks (empty / too-long prompt, decoding options) follow SPEC section 2 and
+//! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
-use std::path::PathBuf;
+mod params;
+mod validate;
 
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::bundle::{Bundle, Checksums};
+use crate::error::{Error, Result};
 use crate::policy::config::DecodingConfig;
-use crate::runtime::{ProviderChoice, ProviderKind};
+use crate::policy::prompt::{finish_output, format_input};
+use crate::policy::{generate, Controls, Gpt2Dims, OnnxGpt2};
+use crate::runtime::{ProviderChoice, ProviderKind, Runtime, SessionOptions};
+use crate::text::gpt2::Gpt2Tokenizer;
+
+pub use params::{DecodingParams, StrategyKind};
+pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
 
 /// How to open an engine.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +39,12 @@ pub struct OptimizeOptions {
     pub decoding: DecodingConfig,
 }
 
+impl From<&DecodingParams> for OptimizeOptions {
+    fn from(p: &DecodingParams) -> Self {
+        OptimizeOptions { decoding: p.to_config() }
+    }
+}
+
 /// One rewritten prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -42,4 +62,146 @@ pub struct OptimizeResult {
     /// The sampling seed that was used (None for deterministic strategies).
     pub seed: Option<u64>,
     pub provider: ProviderKind,
+    /// True when the bundle's policy has random weights: the candidates are meaningless and
+    /// every front-end must say so (copied from the bundle's provenance).
+    pub random_weights: bool,
+}
+
+/// A loaded bundle ready to optimize prompts. `Engine` is `Send + Sync`: one engine may serve
+/// many threads at once. Argument checks, tokenization and detokenization run in parallel; the
+/// decoding loop holds the policy-session lock (ONNX Runtime's `Session::run` takes `&mut`, and the
+/// KV cache lives in the model object), so concurrent `optimize` calls on one engine decode one
+/// after another. Open several engines to decode in parallel.
+pub struct Engine {
+    bundle: Bundle,
+    tokenizer: Gpt2Tokenizer,
+    model: Mutex<OnnxGpt2>,
+    n_ctx: usize,
+    eos_token_id: u32,
+    provider: ProviderKind,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("bundle", &self.bundle.root())
+            .field("provider", &self.provider)
+            .field("n_ctx", &self.n_ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Open the bundle at `bundle_path`: validate its manifest and checksums, load ONNX Runtime,
+    /// create the policy session on the requested provider and load the tokenizer.
+    ///
+    /// ONNX Runtime is loaded once per process: when it is already loaded, a different
+    /// `ort_library_path` is ignored and the loaded library stays in use.
+    pub fn open(bundle_path: impl AsRef<Path>, options: &EngineOptions) -> Result<Engine> {
+        validate_engine_options(options)?;
+        let checksums = if options.skip_checksums { Checksums::Skip } else { Checksums::Verify };
+        let bundle = Bundle::open(bundle_path.as_ref(), checksums)?;
+        let policy = bundle.policy()?.clone();
+        let cfg = policy.config;
+        let tokenizer = Gpt2Tokenizer::from_tokenizer_json(&policy.tokenizer)?;
+        if tokenizer.vocab_size() > cfg.vocab_size {
+            return Err(Error::BundleInvalid(format!(
+                "{}: the tokenizer has {} tokens but the policy's vocab_size is {}",
+                policy.tokenizer.display(),
+                tokenizer.vocab_size(),
+                cfg.vocab_size
+            )));
+        }
+        let runtime = Runtime::get(options.ort_library_path.as_deref())?;
+        let session_options = SessionOptions {
+            provider: options.provider,
+            device_id: options.device_id,
+            intra_op_threads: options.intra_op_threads,
+        };
+        let (session, provider) = runtime.session(&policy.model, &session_options, None)?;
+        let dims = Gpt2Dims {
+            n_layer: cfg.n_layer,
+            n_head: cfg.n_head,
+            head_dim: cfg.n_embd / cfg.n_head,
+            vocab_size: cfg.vocab_size,
+            n_positions: cfg.n_ctx,
+        };
+        let model = OnnxGpt2::new(session, dims)?;
+        Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider })
+    }
+
+    /// Rewrite `prompt` with the policy (SPEC sections 1-2): the input is
+    /// `prompt.trim() + " Rephrase:"` without BOS; each candidate is its generated tokens (EOS
+    /// excluded) decoded without special tokens and trimmed. Candidates come best first.
+    pub fn optimize(&self, prompt: &str, options: &OptimizeOptions) -> Result<OptimizeResult> {
+        self.optimize_with_progress(prompt, options, None)
+    }
+
+    /// [`Engine::optimize`] with a progress callback, called after every decoding step with
+    /// (step, max_new_tokens) on the calling thread while the policy-session lock is held;
+    /// returning false cancels the call (`Error::Cancelled`).
+    pub fn optimize_with_progress(
+        &self,
+        prompt: &str,
+        options: &OptimizeOptions,
+        progress: Option<&mut dyn FnMut(usize, usize) -> bool>,
+    ) -> Result<OptimizeResult> {
+        let cfg = &options.decoding;
+        validate_decoding(cfg)?;
+        check_prompt_text(prompt)?;
+        let input = format_input(prompt)?;
+        let ids = self.tokenizer.encode(&input)?;
+        if ids.len() + cfg.max_new_tokens > self.n_ctx {
+            return Err(Error::PromptTooLong { tokens: ids.len(), new_tokens: cfg.max_new_tokens, context: self.n_ctx });
+        }
+        let mut controls = Controls { eos_token_id: self.eos_token_id, pad_token_id: self.eos_token_id, progress, ..Controls::gpt2() };
+        let out = {
+            // A panic while decoding (caught at the C boundary) poisons the lock; the model's state is
+            // rebuilt by every `prefill`, so the next call may use it again.
+            let mut model = self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            generate(&mut *model, std::slice::from_ref(&ids), cfg, &mut controls)?
+        };
+        let seed = out.seed;
+        let first = out.prompts.into_iter().next().ok_or_else(|| Error::Internal("the decoder returned no output".into()))?;
+        let candidates = first
+            .hypotheses
+            .into_iter()
+            .map(|h| {
+                let text = finish_output(&self.tokenizer.decode_skip_special(&h.tokens)?);
+                Ok(Candidate { text, score: h.score, token_ids: h.tokens })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(OptimizeResult { candidates, seed, provider: self.provider, random_weights: self.random_weights() })
+    }
+
+    /// The execution provider the policy session runs on.
+    pub fn provider(&self) -> ProviderKind {
+        self.provider
+    }
+
+    /// True when the bundle's policy has random weights (from its provenance).
+    pub fn random_weights(&self) -> bool {
+        self.bundle.random_weights()
+    }
+
+    /// The policy's context length (prompt tokens + new tokens must fit).
+    pub fn context_length(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// The bundle folder this engine was opened from.
+    pub fn bundle_path(&self) -> &Path {
+        self.bundle.root()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Engine>();
+    }
 }

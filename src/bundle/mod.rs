@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod load;
 pub mod manifest;
 pub mod policy;
+pub mod writer;
 
 pub use checksum::sha256_file;
 pub use load::{check_files, read_manifest, Bundle, Checksums};

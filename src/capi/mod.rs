@@ -1,1 +1,23 @@
-//! capi (placeholder, filled in by its owner).
+//! The `extern "C"` surface only (DESIGN.md, "C ABI contract"): opaque handles, status codes,
+//! owned error objects, versioned options structs and a panic boundary around every export.
+//! The logic lives in [`crate::engine`]; this layer checks pointers and translates types.
+//! `include/promptist.h` is generated from these files by cbindgen (see tests/capi_header.rs).
+#![allow(non_camel_case_types)]
+
+#[macro_use]
+mod boundary;
+mod cstr;
+mod handle;
+
+pub mod engine;
+pub mod error;
+pub mod options;
+pub mod result;
+pub mod status;
+pub mod version;
+
+pub use engine::promptist_engine;
+pub use error::promptist_error;
+pub use options::{promptist_engine_options, promptist_optimize_options, promptist_progress_fn};
+pub use result::promptist_optimize_result;
+pub use status::{promptist_early_stopping, promptist_provider, promptist_stage, promptist_status, promptist_strategy};

@@ -1,1 +1,16 @@
-//! export (placeholder, filled in by its owner).
+//! Export: the ONNX writer and the graph builders that turn checkpoint weights into the ONNX graphs
+//! the runtime executes (GPT-2 policy now), plus the checkpoint -> bundle converter and the seeded
+//! tiny-model generator used by tests.
+
+pub mod gpt2;
+pub mod gpt2_config;
+pub mod onnx;
+pub mod optimum_import;
+
+pub use gpt2::{build_gpt2, Gpt2ExportOptions};
+pub use gpt2_config::Gpt2Config;
+pub mod convert;
+pub mod tiny;
+
+pub use convert::{convert_checkpoint, ConvertOptions};
+pub use tiny::{random_gpt2_weights, write_random_checkpoint};

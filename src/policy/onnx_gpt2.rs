@@ -1,0 +1,284 @@
+//! GPT-2 with a KV cache over an ONNX Runtime session, in optimum's I/O layout (`input_ids`,
+//! `attention_mask`, `position_ids`, `past_key_values.N.key/value` -> `logits`, `present.N.key/value`).
+//! The cache stays as ONNX Runtime values between steps; a beam reorder is one row gather per
+//! layer tensor (transformers' `Cache.reorder_cache` does an `index_select` the same way).
+
+use std::collections::HashMap;
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, TensorRef};
+
+use crate::policy::model::{CausalLm, PaddedBatch};
+use crate::{Error, Result};
+
+/// The shape facts of a GPT-2 graph (from the Hugging Face `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gpt2Dims {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    pub n_positions: usize,
+}
+
+impl Gpt2Dims {
+    /// Read `n_layer`, `n_head`, `n_embd`, `vocab_size`, `n_positions` from a GPT-2 `config.json`.
+    pub fn from_config_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::ModelFormat(format!("GPT-2 config.json: {e}")))?;
+        let get = |k: &str| -> Result<usize> {
+            v.get(k)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .ok_or_else(|| Error::ModelFormat(format!("GPT-2 config.json lacks integer `{k}`")))
+        };
+        let n_embd = get("n_embd")?;
+        let n_head = get("n_head")?;
+        if n_head == 0 || n_embd % n_head != 0 {
+            return Err(Error::ModelFormat(format!("n_embd {n_embd} is not a multiple of n_head {n_head}")));
+        }
+        Ok(Gpt2Dims { n_layer: get("n_layer")?, n_head, head_dim: n_embd / n_head, vocab_size: get("vocab_size")?, n_positions: get("n_positions")? })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    InputIds,
+    AttentionMask,
+    PositionIds,
+    /// Index into the cache vector (2 * layer + 0 for key, + 1 for value).
+    Past(usize),
+}
+
+/// One cache tensor `[rows, heads, past, head_dim]`: either the graph's own output value or a
+/// host buffer that a row gather wrote.
+enum Kv {
+    Ort(DynValue),
+    Host(Vec<f32>),
+    Empty,
+}
+
+/// GPT-2 over ONNX Runtime (see the module doc).
+pub struct OnnxGpt2 {
+    session: Session,
+    dims: Gpt2Dims,
+    slots: Vec<Slot>,
+    present_names: Vec<String>,
+    cache: Vec<Kv>,
+    spare: Vec<Vec<f32>>,
+    rows: usize,
+    past_len: usize,
+    /// `[rows, past_len]` mask of the cached positions.
+    mask: Vec<i64>,
+    next_pos: Vec<i64>,
+    logits: Vec<f32>,
+    scratch_mask: Vec<i64>,
+    scratch_ids: Vec<i64>,
+}
+
+impl OnnxGpt2 {
+    /// Wrap a session; checks that the graph has exactly the expected inputs and outputs.
+    pub fn new(session: Session, dims: Gpt2Dims) -> Result<Self> {
+        let mut by_name: HashMap<String, Slot> = HashMap::new();
+        by_name.insert("input_ids".into(), Slot::InputIds);
+        by_name.insert("attention_mask".into(), Slot::AttentionMask);
+        by_name.insert("position_ids".into(), Slot::PositionIds);
+        for l in 0..dims.n_layer {
+            by_name.insert(format!("past_key_values.{l}.key"), Slot::Past(2 * l));
+            by_name.insert(format!("past_key_values.{l}.value"), Slot::Past(2 * l + 1));
+        }
+        let mut slots = Vec::new();
+        for input in session.inputs() {
+            match by_name.remove(input.name()) {
+                Some(s) => slots.push(s),
+                None => return Err(Error::ModelFormat(format!("GPT-2 graph has an unexpected input `{}`", input.name()))),
+            }
+        }
+        if let Some(missing) = by_name.keys().next() {
+            return Err(Error::ModelFormat(format!("GPT-2 graph lacks the input `{missing}`")));
+        }
+        let mut present_names = Vec::new();
+        for l in 0..dims.n_layer {
+            present_names.push(format!("present.{l}.key"));
+            present_names.push(format!("present.{l}.value"));
+        }
+        let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        for need in present_names.iter().map(|s| s.as_str()).chain(std::iter::once("logits")) {
+            if !outs.contains(&need) {
+                return Err(Error::ModelFormat(format!("GPT-2 graph lacks the output `{need}`")));
+            }
+        }
+        let n = 2 * dims.n_layer;
+        Ok(OnnxGpt2 {
+            session,
+            dims,
+            slots,
+            present_names,
+            cache: (0..n).map(|_| Kv::Empty).collect(),
+            spare: (0..n).map(|_| Vec::new()).collect(),
+            rows: 0,
+            past_len: 0,
+            mask: Vec::new(),
+            next_pos: Vec::new(),
+            logits: Vec::new(),
+            scratch_mask: Vec::new(),
+            scratch_ids: Vec::new(),
+        })
+    }
+
+    pub fn dims(&self) -> Gpt2Dims {
+        self.dims
+    }
+
+    /// Run the graph on `[rows, seq]` ids with the given full mask and positions; keep the
+    /// presents as the new cache and the last position's logits.
+    fn run(&mut self, ids: &[i64], mask: &[i64], pos: &[i64], rows: usize, seq: usize) -> Result<()> {
+        let total = self.past_len + seq;
+        let (h, d) = (self.dims.n_head, self.dims.head_dim);
+        let mut inputs: Vec<SessionInputValue<'_>> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let v: SessionInputValue<'_> = match *slot {
+                Slot::InputIds => TensorRef::from_array_view(([rows, seq], ids))?.into(),
+                Slot::AttentionMask => TensorRef::from_array_view(([rows, total], mask))?.into(),
+                Slot::PositionIds => TensorRef::from_array_view(([rows, seq], pos))?.into(),
+                Slot::Past(i) => match &self.cache[i] {
+                    Kv::Ort(v) => v.into(),
+                    Kv::Host(buf) => TensorRef::from_array_view(([rows, h, self.past_len, d], buf.as_slice()))?.into(),
+                    Kv::Empty => ort::value::Tensor::<f32>::from_array(([rows, h, 0usize, d], Vec::<f32>::new()))?.into(),
+                },
+            };
+            inputs.push(v);
+        }
+        let mut outputs = self.session.run(inputs.as_slice())?;
+        drop(inputs);
+        let vocab = self.dims.vocab_size;
+        {
+            let logits = outputs
+                .get("logits")
+                .ok_or_else(|| Error::Inference("the graph returned no `logits`".into()))?;
+            let (shape, data) = logits.try_extract_tensor::<f32>()?;
+            if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != vocab {
+                return Err(Error::ModelFormat(format!("logits shape {shape:?}, expected [{rows}, {seq}, {vocab}]")));
+            }
+            self.logits.clear();
+            for r in 0..rows {
+                let at = (r * seq + seq - 1) * vocab;
+                self.logits.extend_from_slice(&data[at..at + vocab]);
+            }
+        }
+        for (i, name) in self.present_names.iter().enumerate() {
+            let v = outputs
+                .remove(name.as_str())
+                .ok_or_else(|| Error::Inference(format!("the graph returned no `{name}`")))?;
+            let old = std::mem::replace(&mut self.cache[i], Kv::Ort(v));
+            if let Kv::Host(buf) = old {
+                self.spare[i] = buf;
+            }
+        }
+        self.past_len = total;
+        Ok(())
+    }
+}
+
+impl CausalLm for OnnxGpt2 {
+    fn vocab_size(&self) -> usize {
+        self.dims.vocab_size
+    }
+
+    fn max_positions(&self) -> usize {
+        self.dims.n_positions
+    }
+
+    fn prefill(&mut self, batch: &PaddedBatch) -> Result<()> {
+        for kv in self.cache.iter_mut() {
+            *kv = Kv::Empty;
+        }
+        self.past_len = 0;
+        self.rows = batch.rows;
+        self.run(&batch.input_ids, &batch.attention_mask, &batch.position_ids, batch.rows, batch.seq_len)?;
+        self.mask = batch.attention_mask.clone();
+        self.next_pos = batch.lengths.iter().map(|&l| l as i64).collect();
+        Ok(())
+    }
+
+    fn select_rows(&mut self, src: &[usize]) -> Result<()> {
+        if src.iter().any(|&s| s >= self.rows) {
+            return Err(Error::Internal(format!("select_rows: a source row is out of range (rows {})", self.rows)));
+        }
+        if src.len() == self.rows && src.iter().enumerate().all(|(i, &s)| i == s) {
+            return Ok(());
+        }
+        let row = self.dims.n_head * self.past_len * self.dims.head_dim;
+        for i in 0..self.cache.len() {
+            let mut out = std::mem::take(&mut self.spare[i]);
+            out.clear();
+            out.reserve(src.len() * row);
+            {
+                let data: &[f32] = match &self.cache[i] {
+                    Kv::Ort(v) => v.try_extract_tensor::<f32>()?.1,
+                    Kv::Host(b) => b.as_slice(),
+                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
+                };
+                for &s in src {
+                    out.extend_from_slice(&data[s * row..(s + 1) * row]);
+                }
+            }
+            if let Kv::Host(old) = std::mem::replace(&mut self.cache[i], Kv::Host(out)) {
+                self.spare[i] = old;
+            }
+        }
+        let p = self.past_len;
+        let mut mask = Vec::with_capacity(src.len() * p);
+        for &s in src {
+            mask.extend_from_slice(&self.mask[s * p..(s + 1) * p]);
+        }
+        self.mask = mask;
+        self.next_pos = src.iter().map(|&s| self.next_pos[s]).collect();
+        let v = self.dims.vocab_size;
+        if self.logits.len() == self.rows * v {
+            let mut logits = Vec::with_capacity(src.len() * v);
+            for &s in src {
+                logits.extend_from_slice(&self.logits[s * v..(s + 1) * v]);
+            }
+            self.logits = logits;
+        }
+        self.rows = src.len();
+        Ok(())
+    }
+
+    fn step(&mut self, tokens: &[u32]) -> Result<()> {
+        if tokens.len() != self.rows {
+            return Err(Error::Internal(format!("step: {} tokens for {} rows", tokens.len(), self.rows)));
+        }
+        if self.past_len + 1 > self.dims.n_positions {
+            return Err(Error::PromptTooLong { tokens: self.past_len, new_tokens: 1, context: self.dims.n_positions });
+        }
+        let (rows, p) = (self.rows, self.past_len);
+        let mut mask = std::mem::take(&mut self.scratch_mask);
+        mask.clear();
+        for r in 0..rows {
+            mask.extend_from_slice(&self.mask[r * p..(r + 1) * p]);
+            mask.push(1);
+        }
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        ids.extend(tokens.iter().map(|&t| t as i64));
+        let pos = self.next_pos.clone();
+        let res = self.run(&ids, &mask, &pos, rows, 1);
+        self.scratch_ids = ids;
+        res?;
+        self.scratch_mask = std::mem::replace(&mut self.mask, mask);
+        for p in self.next_pos.iter_mut() {
+            *p += 1;
+        }
+        Ok(())
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}

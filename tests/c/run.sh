@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Compile the C example (examples/c/optimize.c) and the C error-path test (examples/c/test_errors.c)
+# against include/promptist.h and the cdylib, then run both under valgrind
+# (--leak-check=full --error-exitcode=1): the run fails on any memory error or leak.
+#
+# Usage: tests/c/run.sh            (from anywhere; builds with cargo first)
+# Env:   ORT_DYLIB_PATH            ONNX Runtime library (required; the tests fail without it)
+#        PROMPTIST_BIN             the CLI used to make the tiny bundle (default target/debug/promptist)
+#        PROMPTIST_C_NO_VALGRIND=1 run without valgrind (quick check)
+# Suppressions: tests/c/valgrind.supp covers ONNX Runtime's own code and globals, a glibc dlopen
+# false positive, and "possibly lost" interior pointers into the tokenizers crate's process-lifetime
+# statics (each entry says why); none can match promptist's objects, which a negative control
+# (tests/c/leak_control.c, leaks on purpose) proves: valgrind must fail on it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+
+fail() { echo "tests/c/run.sh: FAIL: $*" >&2; exit 1; }
+[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library (see HELPERS/README: the onnxruntime 1.31.1 wheel's libonnxruntime.so.1.31.1)"
+command -v cc >/dev/null || fail "no C compiler (cc)"
+if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then command -v valgrind >/dev/null || fail "valgrind not installed (apt-get install valgrind)"; fi
+
+cargo build --quiet --lib --bin promptist
+bin="${PROMPTIST_BIN:-$root/target/debug/promptist}"
+libdir="$root/target/debug"
+[ -f "$libdir/libpromptist.so" ] || fail "no $libdir/libpromptist.so"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A tiny random bundle, plus one copy with a file missing and one with a corrupt file.
+"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
+"$bin" convert --checkpoint "$work/checkpoint" --out "$work/good" 2>/dev/null
+[ -f "$work/good/promptist.json" ] || fail "make-tiny wrote no bundle"
+cp -r "$work/good" "$work/missing"
+cp -r "$work/good" "$work/corrupt"
+rm "$work/missing/policy/tokenizer.json"
+python3 - "$work/corrupt/policy/model.onnx_data" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x01  # same size, different bytes: only the sha256 can tell
+open(p, "wb").write(bytes(b))
+PY
+
+cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
+ldflags=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
+cc "${cflags[@]}" examples/c/test_errors.c -o "$work/test_errors" "${ldflags[@]}"
+cc "${cflags[@]}" examples/c/optimize.c -o "$work/optimize" "${ldflags[@]}"
+cc "${cflags[@]}" tests/c/leak_control.c -o "$work/leak_control" "${ldflags[@]}"
+# The header also compiles as C++.
+if command -v c++ >/dev/null; then
+    echo '#include "promptist.h"
+int main() { return promptist_abi_version() == PROMPTIST_ABI_VERSION ? 0 : 1; }' > "$work/h.cpp"
+    c++ -std=c++17 -Wall -Werror -I"$root/include" "$work/h.cpp" -o "$work/h_cpp" "${ldflags[@]}"
+    "$work/h_cpp"
+fi
+
+run() {
+    local name="$1"; shift
+    if [ -n "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
+        "$@"
+    else
+        valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+            --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp" --log-file="$work/$name.valgrind" "$@" \
+            || { cat "$work/$name.valgrind" >&2; fail "$name under valgrind"; }
+        grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|suppressed:" "$work/$name.valgrind" | sed "s/^==[0-9]*==/[$name]/" >&2
+    fi
+}
+
+# test_errors prints only to stderr, so anything on its stdout came from the library, which must
+# never write to stdout.
+run test_errors "$work/test_errors" "$work/good" "$work/missing" "$work/corrupt" > "$work/test_errors.stdout"
+[ ! -s "$work/test_errors.stdout" ] || { cat "$work/test_errors.stdout" >&2; fail "the library wrote to stdout"; }
+run optimize "$work/optimize" "$work/good" "a red fox in the snow" 8
+if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
+    # Negative control: deliberate leaks of promptist objects must make valgrind fail.
+    if valgrind --leak-check=full --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp" \
+        --log-file="$work/leak_control.valgrind" "$work/leak_control" "$work/good"; then
+        cat "$work/leak_control.valgrind" >&2
+        fail "valgrind did not catch the deliberate leaks of tests/c/leak_control.c"
+    fi
+    grep -q "definitely lost: [1-9]" "$work/leak_control.valgrind" || fail "leak control: no definitely-lost blocks reported"
+    echo "[leak_control] valgrind caught the deliberate leaks: $(grep -o 'definitely lost: .*' "$work/leak_control.valgrind")"
+fi
+if [ -n "${PROMPTIST_C_NO_VALGRIND:-}" ]; then echo "tests/c/run.sh: PASS (without valgrind)"; else echo "tests/c/run.sh: PASS (C error test and C example under valgrind: 0 errors, 0 leaks)"; fi

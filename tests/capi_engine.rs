@@ -1,0 +1,237 @@
+//! The C ABI driven from Rust on a tiny random bundle: open/optimize/free, every documented error
+//! status (NULL, bad UTF-8, empty and over-long prompt, missing / corrupt bundle files, num_beams 0,
+//! small struct_size), and one engine shared by several threads at once.
+//! Needs ORT_DYLIB_PATH (fails with a clear message without it).
+
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::ptr::{null, null_mut};
+use std::sync::OnceLock;
+
+use promptist::capi::engine::{promptist_engine_free, promptist_engine_open, promptist_engine_policy_is_random, promptist_optimize};
+use promptist::capi::error::{promptist_error_code, promptist_error_free, promptist_error_message};
+use promptist::capi::options::{promptist_optimize_options, promptist_optimize_options_init};
+use promptist::capi::result::{
+    promptist_optimize_result_count, promptist_optimize_result_free, promptist_optimize_result_random_weights,
+    promptist_optimize_result_score, promptist_optimize_result_seed, promptist_optimize_result_text,
+};
+use promptist::capi::{promptist_engine, promptist_error, promptist_optimize_result, promptist_status, promptist_strategy};
+
+fn ort_ready() {
+    let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
+    assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
+}
+
+/// A tiny random bundle made once for the whole test binary, plus a broken copy of each kind.
+struct Bundles {
+    _dir: tempfile::TempDir,
+    good: PathBuf,
+    missing: PathBuf,
+    corrupt: PathBuf,
+}
+
+fn bundles() -> &'static Bundles {
+    static B: OnceLock<Bundles> = OnceLock::new();
+    B.get_or_init(|| {
+        ort_ready();
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
+        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::DEFAULT_SCALE).unwrap();
+        let good = dir.path().join("good");
+        promptist::export::convert_checkpoint(&ck, &good, &promptist::export::ConvertOptions::default(), &mut |_| {}).unwrap();
+        let copy = |name: &str| {
+            let to = dir.path().join(name);
+            std::fs::create_dir_all(to.join("policy")).unwrap();
+            for e in walk(&good) {
+                let rel = e.strip_prefix(&good).unwrap();
+                std::fs::copy(&e, to.join(rel)).unwrap();
+            }
+            to
+        };
+        let missing = copy("missing");
+        std::fs::remove_file(missing.join("policy/tokenizer.json")).unwrap();
+        let corrupt = copy("corrupt");
+        let p = corrupt.join("policy/model.onnx_data");
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+        Bundles { _dir: dir, good, missing, corrupt }
+    })
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.to_str().unwrap()).unwrap()
+}
+
+/// Take an error object: its code and message (asserted non-empty), freeing it.
+fn take(err: *mut promptist_error) -> (promptist_status, String) {
+    assert!(!err.is_null(), "expected an error object");
+    let code = unsafe { promptist_error_code(err) };
+    let msg = unsafe { CStr::from_ptr(promptist_error_message(err)) }.to_str().unwrap().to_string();
+    unsafe { promptist_error_free(err) };
+    assert!(!msg.is_empty());
+    (code, msg)
+}
+
+fn open(path: &Path) -> Result<*mut promptist_engine, (promptist_status, String)> {
+    let (mut e, mut err) = (null_mut(), null_mut());
+    let s = unsafe { promptist_engine_open(cpath(path).as_ptr(), null(), &mut e, &mut err) };
+    if s == promptist_status::Ok {
+        assert!(err.is_null() && !e.is_null());
+        Ok(e)
+    } else {
+        assert!(e.is_null());
+        let (code, msg) = take(err);
+        assert_eq!(code, s);
+        Err((s, msg))
+    }
+}
+
+struct Engine(*mut promptist_engine);
+unsafe impl Send for Engine {}
+unsafe impl Sync for Engine {}
+impl Drop for Engine {
+    fn drop(&mut self) {
+        unsafe { promptist_engine_free(self.0) };
+    }
+}
+
+fn options() -> promptist_optimize_options {
+    let mut o = std::mem::MaybeUninit::<promptist_optimize_options>::uninit();
+    let s = unsafe { promptist_optimize_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_optimize_options>()) };
+    assert_eq!(s, promptist_status::Ok);
+    unsafe { o.assume_init() }
+}
+
+fn optimize(e: &Engine, prompt: &[u8], o: Option<&promptist_optimize_options>) -> Result<Vec<(String, f32)>, (promptist_status, String)> {
+    let prompt = CString::new(prompt).unwrap();
+    let (mut r, mut err): (*mut promptist_optimize_result, _) = (null_mut(), null_mut());
+    let s = unsafe { promptist_optimize(e.0, prompt.as_ptr(), o.map_or(null(), |o| o as *const _), &mut r, &mut err) };
+    if s != promptist_status::Ok {
+        assert!(r.is_null());
+        let (code, msg) = take(err);
+        assert_eq!(code, s);
+        return Err((s, msg));
+    }
+    let n = unsafe { promptist_optimize_result_count(r) };
+    let out = (0..n)
+        .map(|i| unsafe {
+            (
+                CStr::from_ptr(promptist_optimize_result_text(r, i)).to_str().unwrap().to_string(),
+                promptist_optimize_result_score(r, i),
+            )
+        })
+        .collect();
+    assert!(unsafe { promptist_optimize_result_random_weights(r) });
+    assert!(unsafe { promptist_optimize_result_text(r, n) }.is_null());
+    unsafe { promptist_optimize_result_free(r) };
+    Ok(out)
+}
+
+fn small(o: &mut promptist_optimize_options) {
+    o.num_beams = 3;
+    o.num_return_sequences = 3;
+    o.max_new_tokens = 8;
+}
+
+#[test]
+fn open_and_optimize() {
+    let e = Engine(open(&bundles().good).unwrap());
+    assert!(unsafe { promptist_engine_policy_is_random(e.0) });
+    let mut o = options();
+    small(&mut o);
+    let c = optimize(&e, b"a cat sitting on a mat", Some(&o)).unwrap();
+    assert_eq!(c.len(), 3);
+    assert!(c.windows(2).all(|w| w[0].1 >= w[1].1), "scores best first: {c:?}");
+    // Sampling with a seed reports it.
+    o.strategy = promptist_strategy::Sample as i32;
+    o.num_return_sequences = 1;
+    o.has_seed = 1;
+    o.seed = 99;
+    let prompt = CString::new("a dog").unwrap();
+    let (mut r, mut err) = (null_mut(), null_mut());
+    let s = unsafe { promptist_optimize(e.0, prompt.as_ptr(), &o, &mut r, &mut err) };
+    assert_eq!(s, promptist_status::Ok);
+    let mut seed = 0u64;
+    assert!(unsafe { promptist_optimize_result_seed(r, &mut seed) });
+    assert_eq!(seed, 99);
+    unsafe { promptist_optimize_result_free(r) };
+}
+
+#[test]
+fn bundle_errors() {
+    let b = bundles();
+    assert_eq!(open(&b.good.join("does-not-exist")).unwrap_err().0, promptist_status::BundleNotFound);
+    let (s, msg) = open(&b.missing).unwrap_err();
+    assert_eq!(s, promptist_status::BundleInvalid, "{msg}");
+    assert!(msg.contains("tokenizer.json"), "{msg}");
+    let (s, msg) = open(&b.corrupt).unwrap_err();
+    assert_eq!(s, promptist_status::BundleChecksum, "{msg}");
+    assert!(msg.contains("model.onnx_data"), "{msg}");
+}
+
+#[test]
+fn prompt_and_option_errors() {
+    let e = Engine(open(&bundles().good).unwrap());
+    let code = |p: &[u8], o: Option<&promptist_optimize_options>| optimize(&e, p, o).unwrap_err().0;
+    assert_eq!(code(b"a \xff cat", None), promptist_status::InvalidUtf8);
+    assert_eq!(code(b"", None), promptist_status::EmptyPrompt);
+    assert_eq!(code(b" \t\n ", None), promptist_status::EmptyPrompt);
+    // The tiny model's context is 256 tokens: 200 words + 75 new tokens do not fit.
+    assert_eq!(code("cat ".repeat(200).as_bytes(), None), promptist_status::PromptTooLong);
+    let mut o = options();
+    o.num_beams = 0;
+    assert_eq!(code(b"a cat", Some(&o)), promptist_status::InvalidOptions);
+    let mut o = options();
+    o.struct_size = 8;
+    assert_eq!(code(b"a cat", Some(&o)), promptist_status::InvalidOptions);
+    // NULL prompt / result / engine.
+    let (mut r, mut err) = (null_mut(), null_mut());
+    assert_eq!(unsafe { promptist_optimize(e.0, null(), null(), &mut r, &mut err) }, promptist_status::NullArgument);
+    take(err);
+    let p = CString::new("a cat").unwrap();
+    assert_eq!(unsafe { promptist_optimize(e.0, p.as_ptr(), null(), null_mut(), &mut err) }, promptist_status::NullArgument);
+    take(err);
+    assert_eq!(unsafe { promptist_optimize(null(), p.as_ptr(), null(), &mut r, &mut err) }, promptist_status::NullArgument);
+    take(err);
+}
+
+#[test]
+fn one_engine_many_threads() {
+    let e = Engine(open(&bundles().good).unwrap());
+    let mut o = options();
+    small(&mut o);
+    let prompts: Vec<String> = (0..6).map(|i| format!("a house number {i} by the sea")).collect();
+    let expected: Vec<_> = prompts.iter().map(|p| optimize(&e, p.as_bytes(), Some(&o)).unwrap()).collect();
+    let got: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                let e = &e;
+                s.spawn(move || {
+                    // The options struct holds raw (callback) pointers, so each thread makes its own.
+                    let mut o = options();
+                    small(&mut o);
+                    optimize(e, p.as_bytes(), Some(&o)).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, expected, "concurrent calls on one engine must give the single-threaded results");
+}
