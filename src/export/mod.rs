@@ -14,3 +14,14 @@ pub mod tiny;
 
 pub use convert::{convert_checkpoint, ConvertOptions};
 pub use tiny::{random_gpt2_weights, write_random_checkpoint};
+
+// Stable Diffusion / CLIP / aesthetic graph builders (issue 3).
+pub mod aesthetic;
+pub mod clip_open;
+pub mod clip_text;
+pub mod clip_vision;
+pub mod nn;
+pub mod sd_config;
+pub mod unet;
+pub mod unet_blocks;
+pub mod vae;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod export_sd;
 mod make_tiny;
 mod optimize;
 mod verify;
@@ -27,6 +28,9 @@ enum Command {
     Verify(verify::Args),
     /// Benchmark decoding.
     Bench(bench::Args),
+    /// Build one SD / CLIP / aesthetic ONNX graph (dev tool for parity tests).
+    #[command(hide = true)]
+    ExportSd(export_sd::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::MakeTiny(a) => make_tiny::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::ExportSd(a) => export_sd::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
