@@ -1,1 +1,5 @@
-//! Stable Diffusion pipeline and schedulers (placeholder; owner: score helper).
+//! Stable Diffusion sampling pieces: noise schedulers (diffusers' algorithms, one file each) and
+//! seeded initial latents.
+
+pub mod latents;
+pub mod scheduler;

@@ -1,0 +1,46 @@
+//! The aesthetic head with the real LAION weights (shared/data/aesthetic) against torch on random
+//! unit vectors: unfolded and folded evaluations both within 1e-5 of torch's f32 output, and
+//! within 1e-9 of each other.
+
+mod score_common;
+
+use std::path::PathBuf;
+
+use promptist::reward::aesthetic::AestheticHead;
+use score_common::{f32s, run_json};
+
+fn pth() -> PathBuf {
+    let p = std::env::var("PROMPTIST_AESTHETIC_PTH").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+    });
+    let p = if p.exists() { p } else { PathBuf::from("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth") };
+    assert!(p.exists(), "aesthetic weights not found (set PROMPTIST_AESTHETIC_PTH): {}", p.display());
+    p
+}
+
+#[test]
+fn real_head_matches_torch() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("aesthetic.safetensors");
+    let py = run_json(
+        "score_aesthetic_ref.py",
+        &[pth().to_str().unwrap(), st.to_str().unwrap(), "64", "7"],
+    );
+    let head = AestheticHead::from_safetensors(&st).unwrap();
+    let folded = head.fold();
+    let inputs = py["inputs"].as_array().unwrap();
+    let want = f32s(&py["scores"]);
+    assert_eq!(inputs.len(), 64);
+    let (mut d_unf, mut d_fold, mut d_between) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, &w) in inputs.iter().zip(&want) {
+        let x = f32s(x);
+        let a = head.score(&x).unwrap();
+        let b = folded.score(&x).unwrap();
+        d_unf = d_unf.max((a - w as f64).abs());
+        d_fold = d_fold.max((b - w as f64).abs());
+        d_between = d_between.max((a - b).abs());
+    }
+    eprintln!("aesthetic head vs torch on 64 unit vectors: unfolded {d_unf:e}, folded {d_fold:e}, unfolded vs folded {d_between:e}; scores e.g. {:?}", &want[..4]);
+    assert!(d_unf <= 1e-5 && d_fold <= 1e-5, "unfolded {d_unf:e}, folded {d_fold:e}");
+    assert!(d_between <= 1e-9, "{d_between:e}");
+}
