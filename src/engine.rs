@@ -103,15 +103,7 @@ impl Engine {
         let bundle = Bundle::open(bundle_path.as_ref(), checksums)?;
         let policy = bundle.policy()?.clone();
         let cfg = policy.config;
-        let tokenizer = Gpt2Tokenizer::from_tokenizer_json(&policy.tokenizer)?;
-        if tokenizer.vocab_size() > cfg.vocab_size {
-            return Err(Error::BundleInvalid(format!(
-                "{}: the tokenizer has {} tokens but the policy's vocab_size is {}",
-                policy.tokenizer.display(),
-                tokenizer.vocab_size(),
-                cfg.vocab_size
-            )));
-        }
+        let tokenizer = policy.load_tokenizer()?;
         let runtime = Runtime::get(options.ort_library_path.as_deref())?;
         let session_options = SessionOptions {
             provider: options.provider,

@@ -1,4 +1,5 @@
-//! The aesthetic head with the real LAION weights (shared/data/aesthetic) against torch on random
+//! The aesthetic head with the real LAION weights (shared/data/aesthetic, read from the .pth with
+//! weights::torch_pickle and from a safetensors copy) against torch on random
 //! unit vectors: unfolded and folded evaluations both within 1e-5 of torch's f32 output, and
 //! within 1e-9 of each other.
 
@@ -26,7 +27,13 @@ fn real_head_matches_torch() {
         "score_aesthetic_ref.py",
         &[pth().to_str().unwrap(), st.to_str().unwrap(), "64", "7"],
     );
-    let head = AestheticHead::from_safetensors(&st).unwrap();
+    // The .pth read directly (torch_pickle) and the safetensors copy give the same head.
+    let head = AestheticHead::from_pth(&pth()).unwrap();
+    let via_st = AestheticHead::from_safetensors(&st).unwrap();
+    for (a, b) in head.layers.iter().zip(&via_st.layers) {
+        assert_eq!(a.weight, b.weight);
+        assert_eq!(a.bias, b.bias);
+    }
     let folded = head.fold();
     let inputs = py["inputs"].as_array().unwrap();
     let want = f32s(&py["scores"]);

@@ -50,7 +50,7 @@ pub fn initial_latents(
     if batch == 0 {
         return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
     }
-    if width == 0 || height == 0 || width % VAE_SCALE != 0 || height % VAE_SCALE != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(VAE_SCALE) || !height.is_multiple_of(VAE_SCALE) {
         return Err(Error::InvalidOptions(format!(
             "width and height must be positive multiples of {VAE_SCALE}, got {width}x{height}"
         )));

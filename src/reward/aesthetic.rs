@@ -72,6 +72,20 @@ impl AestheticHead {
         Ok(Self { layers })
     }
 
+    /// Read the head from the reference `.pth` (a `torch.save` zip of the state dict), e.g.
+    /// `sac+logos+ava1-l14-linearMSE.pth`, through [`crate::weights::torch_pickle`].
+    pub fn from_pth(path: &Path) -> Result<Self> {
+        let mut map = HashMap::new();
+        for (name, t) in crate::weights::torch_pickle::load(path)? {
+            let vals = t.to_f32()?;
+            map.insert(name, (t.shape.clone(), vals));
+        }
+        Self::from_state_dict(&map).map_err(|e| match e {
+            Error::ModelFormat(m) => Error::ModelFormat(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
     /// Read the head from a safetensors file with the state-dict names (f32 tensors).
     pub fn from_safetensors(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -10,6 +10,8 @@ use crate::{Error, Result};
 
 pub const CLIP_IMAGE_SIZE: usize = 224;
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+// The constants as open_clip writes them (more digits than f32 holds; rounded the same way).
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Pillow's fixed-point precision for 8-bit images (32 - 8 - 2).

@@ -126,8 +126,8 @@ fn html_unescape(text: &str) -> String {
             ];
             let body = &tail[1..];
             for (name, rep) in NAMED {
-                if body.starts_with(name) {
-                    let semi = body[name.len()..].starts_with(';');
+                if let Some(after) = body.strip_prefix(name) {
+                    let semi = after.starts_with(';');
                     // `apos` is only recognised with its semicolon (not a legacy name).
                     if semi || name != "apos" {
                         out.push_str(rep);
