@@ -3,3 +3,8 @@
 
 pub mod latents;
 pub mod scheduler;
+
+// The text-to-image pipeline and its bundle layout (issue 3).
+pub mod graph;
+pub mod layout;
+pub mod pipeline;

@@ -7,3 +7,6 @@ pub mod preprocess;
 
 pub use aesthetic::{AestheticHead, FoldedHead};
 pub use math::{cosine_similarity, promptist_reward, relevance_term, Reward};
+
+// The reward's models (issue 3).
+pub mod scorer;
