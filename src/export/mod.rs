@@ -25,3 +25,4 @@ pub mod sd_config;
 pub mod unet;
 pub mod unet_blocks;
 pub mod vae;
+pub mod sd_convert;
