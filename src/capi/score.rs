@@ -93,6 +93,7 @@ pub unsafe extern "C" fn promptist_score_options_init(options: *mut promptist_sc
     })
 }
 
+#[derive(Debug)]
 struct Callbacks {
     progress: promptist_progress_fn,
     user_data: *mut c_void,

@@ -314,3 +314,29 @@ pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<Strin
     std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(names)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::clip::ClipTokenizer;
+
+    #[test]
+    fn merges_txt_builds_the_same_tokenizer_and_tiny_configs_validate() {
+        let shared = std::env::var("PROMPTIST_SHARED").unwrap_or_else(|_| "/work/shared".into());
+        let gz = Path::new(&shared).join("data/clip/bpe_simple_vocab_16e6.txt.gz");
+        assert!(gz.is_file(), "{} missing: set PROMPTIST_SHARED", gz.display());
+        let txt = merges_txt_from_bpe_gz(&gz).unwrap();
+        assert!(txt.starts_with("#version: 0.2\n"));
+        let (a, b) = (ClipTokenizer::from_merges_text(&txt).unwrap(), ClipTokenizer::from_bpe_gz(&gz).unwrap());
+        for s in ["a photo of a cat", "Hello, World! 8k artstation", "über-détaillé"] {
+            assert_eq!(a.tokenize_sd(s).unwrap(), b.tokenize_sd(s).unwrap());
+        }
+        tiny_text_config().validate().unwrap();
+        tiny_vae_config().validate().unwrap();
+        assert_eq!(tiny_vae_config().upscale(), 8);
+        tiny_clip_config().validate().unwrap();
+        let sc = crate::diffusion::scheduler::SchedulerConfig::from_json_str(&promptist_scheduler_config().to_string()).unwrap();
+        let s = crate::diffusion::scheduler::dpm_solver::DpmSolverSettings::from_config(&sc).unwrap();
+        assert_eq!(s, crate::diffusion::scheduler::dpm_solver::DpmSolverSettings { steps_offset: 1, ..crate::diffusion::scheduler::dpm_solver::DpmSolverSettings::promptist() });
+    }
+}
