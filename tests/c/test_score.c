@@ -43,10 +43,11 @@ static void check(const char *what, int cond) {
 static promptist_score_options small_options(void) {
     promptist_score_options o;
     promptist_score_options_init(&o, sizeof o);
-    o.width = 64;
-    o.height = 64;
-    o.steps = 3;
-    o.images_per_prompt = 2;
+    /* Small enough for valgrind: 32x32 images (4x4 latents), 2 steps, 1 image per prompt. */
+    o.width = 32;
+    o.height = 32;
+    o.steps = 2;
+    o.images_per_prompt = 1;
     return o;
 }
 
@@ -72,6 +73,7 @@ static void test_score_ok(promptist_engine *engine) {
     promptist_score_options o = small_options();
     o.return_images = 1;
     o.seed = 42;
+    o.images_per_prompt = 2;
     promptist_score_result *r = NULL;
     promptist_error *err = NULL;
     EXPECT("score", promptist_score(engine, "a cat", "a cat, highly detailed, artstation", &o, &r, &err), PROMPTIST_STATUS_OK);
@@ -86,7 +88,7 @@ static void test_score_ok(promptist_engine *engine) {
     check("random weights reported", promptist_score_result_random_weights(r));
     uint32_t w = 0, h = 0;
     const uint8_t *px = promptist_score_result_image(r, 0, 1, &w, &h);
-    check("candidate image 64x64 RGB8", px != NULL && w == 64 && h == 64);
+    check("candidate image 32x32 RGB8", px != NULL && w == 32 && h == 32);
     unsigned long sum = 0;
     for (size_t i = 0; px && i < (size_t)w * h * 3; i++) sum += px[i]; /* valgrind: every byte initialised */
     check("user image", promptist_score_result_user_image(r, 1, &w, &h) != NULL && promptist_score_result_user_image(r, 2, &w, &h) == NULL && w == 0);
@@ -95,6 +97,8 @@ static void test_score_ok(promptist_engine *engine) {
 
     /* Several candidates in one call, then best-of-n. */
     const char *cands[] = {"a dog, 8k", "a dog in the snow, concept art"};
+    o.images_per_prompt = 1;
+    o.return_images = 0;
     r = NULL;
     EXPECT("score_many", promptist_score_many(engine, "a dog", cands, 2, &o, &r, &err), PROMPTIST_STATUS_OK);
     check("two candidates", promptist_score_result_count(r) == 2 && strcmp(promptist_score_result_prompt(r, 1), cands[1]) == 0);
@@ -102,9 +106,9 @@ static void test_score_ok(promptist_engine *engine) {
 
     promptist_optimize_options oo;
     promptist_optimize_options_init(&oo, sizeof oo);
-    oo.num_beams = 3;
-    oo.num_return_sequences = 3;
-    oo.max_new_tokens = 6;
+    oo.num_beams = 2;
+    oo.num_return_sequences = 2;
+    oo.max_new_tokens = 4;
     r = NULL;
     EXPECT("best_of_n", promptist_best_of_n(engine, "a dog", &oo, &o, &r, &err), PROMPTIST_STATUS_OK);
     size_t n = promptist_score_result_count(r);
@@ -162,6 +166,7 @@ static void test_cancel(promptist_engine *engine) {
     o.cancel_flag = NULL;
     EXPECT("progress returns false", promptist_score(engine, "a bird", "a bird, 8k", &o, &r, &err), PROMPTIST_STATUS_CANCELLED);
     check("stopped at the refusing step", st2.denoise_calls == 2);
+    st2.denoise_calls = 0;
     int32_t set = 1;
     o.progress = NULL;
     o.cancel_flag = &set;
