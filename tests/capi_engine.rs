@@ -37,7 +37,7 @@ fn bundles() -> &'static Bundles {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("ck");
         let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
-        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::DEFAULT_SCALE).unwrap();
+        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
         let good = dir.path().join("good");
         promptist::export::convert_checkpoint(&ck, &good, &promptist::export::ConvertOptions::default(), &mut |_| {}).unwrap();
         let copy = |name: &str| {
@@ -234,4 +234,41 @@ fn one_engine_many_threads() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(got, expected, "concurrent calls on one engine must give the single-threaded results");
+}
+
+#[test]
+fn providers_cuda_is_never_a_silent_cpu_run() {
+    use promptist::capi::engine::promptist_engine_provider;
+    use promptist::capi::options::{promptist_engine_options, promptist_engine_options_init};
+    use promptist::capi::promptist_provider;
+    let b = bundles();
+    let open_with = |provider: promptist_provider| {
+        let mut o = std::mem::MaybeUninit::<promptist_engine_options>::uninit();
+        let s = unsafe { promptist_engine_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_engine_options>()) };
+        assert_eq!(s, promptist_status::Ok);
+        let mut o = unsafe { o.assume_init() };
+        o.provider = provider as i32;
+        let (mut e, mut err) = (null_mut(), null_mut());
+        let s = unsafe { promptist_engine_open(cpath(&b.good).as_ptr(), &o, &mut e, &mut err) };
+        if s == promptist_status::Ok {
+            let engine = Engine(e);
+            Ok(unsafe { promptist_engine_provider(engine.0) })
+        } else {
+            Err(take(err))
+        }
+    };
+    assert_eq!(open_with(promptist_provider::Cpu).unwrap(), promptist_provider::Cpu);
+    let auto = open_with(promptist_provider::Auto).unwrap();
+    match open_with(promptist_provider::Cuda) {
+        // A CUDA-capable ONNX Runtime and GPU: CUDA runs, and auto picks it too.
+        Ok(p) => {
+            assert_eq!(p, promptist_provider::Cuda);
+            assert_eq!(auto, promptist_provider::Cuda);
+        }
+        // No CUDA (e.g. the CPU wheel): an error, never a CPU engine; auto falls back to CPU.
+        Err((code, msg)) => {
+            assert_eq!(code, promptist_status::ProviderUnavailable, "{msg}");
+            assert_eq!(auto, promptist_provider::Cpu);
+        }
+    }
 }

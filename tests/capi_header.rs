@@ -79,3 +79,24 @@ fn header_versions_match_cargo_toml() {
     let abi: u32 = define(&header, "PROMPTIST_ABI_VERSION").parse().expect("ABI version is a number");
     assert_eq!(abi, promptist::capi::version::PROMPTIST_ABI_VERSION);
 }
+
+#[test]
+fn every_function_is_documented() {
+    let header = std::fs::read_to_string(root().join("include/promptist.h")).expect("read include/promptist.h");
+    let lines: Vec<&str> = header.lines().collect();
+    let mut functions = 0;
+    for (i, l) in lines.iter().enumerate() {
+        // A declaration starts at column 0 with a return type and contains "promptist_...(".
+        let is_decl = !l.starts_with(' ')
+            && !l.starts_with('#')
+            && !l.starts_with("//")
+            && !l.starts_with("typedef")
+            && (l.contains(" promptist_") || l.contains("*promptist_"))
+            && l.contains('(');
+        if is_decl {
+            functions += 1;
+            assert!(i > 0 && lines[i - 1].starts_with("//"), "undocumented function in include/promptist.h: {l}");
+        }
+    }
+    assert!(functions >= 21, "found only {functions} function declarations");
+}

@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn error_out_cleared_on_success_and_optional() {
-        let mut err: *mut promptist_error = 0x8 as *mut promptist_error;
+        let mut err: *mut promptist_error = std::ptr::dangling_mut::<promptist_error>();
         let s = unsafe { run_fallible(&mut err, || Ok(())) };
         assert_eq!(s, promptist_status::Ok);
         assert!(err.is_null());

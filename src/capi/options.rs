@@ -301,6 +301,7 @@ pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::capi::status::promptist_status;

@@ -29,6 +29,7 @@ pub fn validate_decoding(c: &DecodingConfig) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::error::Code;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::gpt2::{build_gpt2, Gpt2ExportOptions};
+use super::gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 use super::gpt2_config::Gpt2Config;
 use super::onnx::{save_model, DType, SaveOptions};
 use super::optimum_import::{find_optimum_onnx, inspect_optimum_gpt2};
@@ -30,6 +30,8 @@ pub struct ConvertOptions {
     pub name: Option<String>,
     /// Tensors of at least this many bytes go to `model.onnx_data` (`None`: all inline).
     pub external_threshold_bytes: Option<usize>,
+    /// Attention ops of the graph (standard ONNX ops by default).
+    pub attention: AttentionImpl,
 }
 
 impl Default for ConvertOptions {
@@ -38,6 +40,7 @@ impl Default for ConvertOptions {
             dtype: DType::F32,
             name: None,
             external_threshold_bytes: SaveOptions::default().external_threshold_bytes,
+            attention: AttentionImpl::Standard,
         }
     }
 }
@@ -101,7 +104,7 @@ pub fn convert_checkpoint(
         None => {
             let (weights, format) = load_checkpoint_weights(checkpoint)?;
             progress(&format!("weights: {} tensors from {}", weights.len(), format.path().display()));
-            Some(build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype })?)
+            Some(build_gpt2(&cfg, &weights, &Gpt2ExportOptions { dtype: opts.dtype, attention: opts.attention })?)
         }
     };
     let name = opts.name.clone().unwrap_or_else(|| {
@@ -169,4 +172,59 @@ pub fn convert_checkpoint(
     let files: Vec<&str> = files.iter().map(|s| s.as_str()).collect();
     bundle.add_component(POLICY_COMPONENT, POLICY_KIND, config, &files)?;
     bundle.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::tiny::{write_random_checkpoint, LmHead};
+
+    fn checkpoint(dir: &Path) -> std::path::PathBuf {
+        let ck = dir.join("ck");
+        let mut cfg = Gpt2Config::tiny();
+        cfg.n_layer = 1;
+        cfg.n_positions = Some(8);
+        write_random_checkpoint(&ck, &cfg, 1, LmHead::Tied).unwrap();
+        ck
+    }
+
+    #[test]
+    fn converts_and_carries_random_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = checkpoint(dir.path());
+        let mut lines = Vec::new();
+        let m = convert_checkpoint(&ck, &dir.path().join("b"), &ConvertOptions::default(), &mut |s| {
+            lines.push(s.to_string())
+        })
+        .unwrap();
+        assert!(m.provenance.random_weights);
+        assert!(m.provenance.source.starts_with("random seed 1"));
+        let pol = &m.components[POLICY_COMPONENT];
+        assert_eq!(pol.kind, POLICY_KIND);
+        assert_eq!(pol.config[ONNX_DTYPE_KEY], "float32");
+        assert_eq!(pol.files.len(), 4);
+        assert!(!lines.is_empty());
+        // the bundle reader accepts what the writer wrote
+        crate::bundle::Bundle::open(&dir.path().join("b"), crate::bundle::Checksums::Verify).unwrap();
+    }
+
+    #[test]
+    fn missing_pieces_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = checkpoint(dir.path());
+        let out = dir.path().join("b");
+        let mut quiet = |_: &str| {};
+        std::fs::remove_file(ck.join("model.safetensors")).unwrap();
+        let e = convert_checkpoint(&ck, &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
+        assert_eq!(e.code(), crate::Code::ModelFormat);
+        assert!(e.to_string().contains("no weights found"), "{e}");
+        std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
+        let e = convert_checkpoint(&ck, &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
+        assert!(e.to_string().contains("tokenizer"), "{e}");
+        std::fs::remove_file(ck.join("config.json")).unwrap();
+        let e = convert_checkpoint(&ck, &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
+        assert!(e.to_string().contains("config.json"), "{e}");
+        let e = convert_checkpoint(&dir.path().join("nope"), &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
 }

@@ -22,7 +22,10 @@
 //! Lean graph: the hidden state is kept 2-D [batch*seq, n_embd] so every projection is one `Gemm`
 //! with its bias (Conv1D weights are already [in, out]); the attention scale is folded into the
 //! query columns of `c_attn` at export time; the LM head is `Gemm(transB=1)` over the tied `wte`
-//! (no transposed copy); the mask is built once and shared by all layers.
+//! (no transposed copy); the mask is built once and shared by all layers. ONNX Runtime's CPU
+//! optimizer turns the score MatMul + Transpose into one `FusedMatMul`. Optionally
+//! ([`AttentionImpl::OrtMultiHeadAttention`]) each layer's attention is ORT's contrib
+//! `com.microsoft.MultiHeadAttention` (fused kernels on CUDA), with the same mask and semantics.
 
 use crate::weights::{Tensor, WeightMap};
 use crate::{Error, Result};
@@ -58,16 +61,29 @@ pub fn present_value_name(layer: usize) -> String {
     format!("present.{layer}.value")
 }
 
+/// How attention is expressed in the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionImpl {
+    /// Standard ONNX ops (MatMul, Softmax, ...): runs on any runtime. The default.
+    #[default]
+    Standard,
+    /// ONNX Runtime's contrib op `com.microsoft.MultiHeadAttention` (fused kernels, e.g. flash /
+    /// memory-efficient attention on CUDA); ONNX Runtime only.
+    OrtMultiHeadAttention,
+}
+
 /// Options of [`build_gpt2`].
 #[derive(Debug, Clone)]
 pub struct Gpt2ExportOptions {
-    /// Weight / activation / KV-cache type: `DType::F32` or `DType::F16`.
+    /// Weight / activation / KV-cache type: `DType::F32` (default) or `DType::F16`.
     pub dtype: DType,
+    /// Attention ops (default: standard ONNX ops).
+    pub attention: AttentionImpl,
 }
 
 impl Default for Gpt2ExportOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32 }
+        Self { dtype: DType::F32, attention: AttentionImpl::Standard }
     }
 }
 
@@ -167,7 +183,11 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
     let x3 = g.op("Add", &[&tok, &pemb], vec![]);
     let mut x = g.op("Reshape", &[&x3, &flat_e], vec![]); // [N, E]
 
-    let perm_bhsd = vec![0i64, 2, 1, 3];
+    let e_shape = g.const_i64s(&[e as i64]);
+    let bse = g.op("Concat", &[&ids_shape, &e_shape], vec![attr("axis", 0i64)]); // [B, S, E]
+    let ax1_only = g.const_i64s(&[1]);
+    let row_any_bs1 = g.op("Squeeze", &[&row_any, &ax1_only], vec![]); // [B, S, 1]
+    let sh = AttnShared { bshd, bse, bias, row_any, row_any_bs1, zero_t, flat_e: flat_e.clone() };
     for (i, (pk, pv)) in pasts.iter().enumerate() {
         let p = |s: &str| format!("h.{i}.{s}");
         let init = |g: &mut GraphBuilder, key: &str, shape: &[usize]| -> Result<String> {
@@ -192,25 +212,10 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
         let cb = g.initializer(&format!("transformer.{}", p("attn.c_attn.bias")), float(&[3 * e], &qkv_b));
         let qkv = g.op("Gemm", &[&h, &cw, &cb], vec![]);
         let parts = g.op_multi("Split", &[&qkv, &split_sizes], 3, vec![attr("axis", 1i64)]);
-        let heads = |g: &mut GraphBuilder, s: &str| {
-            let r = g.op("Reshape", &[s, &bshd], vec![]);
-            g.op("Transpose", &[&r], vec![attr("perm", perm_bhsd.clone())])
+        let ctx2 = match opts.attention {
+            AttentionImpl::Standard => attention_standard(&mut g, &sh, &parts, pk, pv, i),
+            AttentionImpl::OrtMultiHeadAttention => attention_ort_mha(&mut g, &sh, &parts, pk, pv, i, nh),
         };
-        let q = heads(&mut g, &parts[0]);
-        let k = heads(&mut g, &parts[1]);
-        let vh = heads(&mut g, &parts[2]);
-        let present_k = present_key_name(i);
-        let present_v = present_value_name(i);
-        g.node_named("Concat", &[pk, &k], &[&present_k], vec![attr("axis", 2i64)], "");
-        g.node_named("Concat", &[pv, &vh], &[&present_v], vec![attr("axis", 2i64)], "");
-        let kt = g.op("Transpose", &[&present_k], vec![attr("perm", vec![0i64, 1, 3, 2])]);
-        let scores = g.op("MatMul", &[&q, &kt], vec![]);
-        let scores = g.op("Add", &[&scores, &bias], vec![]);
-        let probs = g.op("Softmax", &[&scores], vec![attr("axis", -1i64)]);
-        let ctx_h = g.op("MatMul", &[&probs, &present_v], vec![]);
-        let ctx_h = g.op("Where", &[&row_any, &ctx_h, &zero_t], vec![]);
-        let ctx_t = g.op("Transpose", &[&ctx_h], vec![attr("perm", perm_bhsd.clone())]);
-        let ctx2 = g.op("Reshape", &[&ctx_t, &flat_e], vec![]);
         let ow = init(&mut g, "attn.c_proj.weight", &[e, e])?;
         let ob = init(&mut g, "attn.c_proj.bias", &[e])?;
         let attn_out = g.op("Gemm", &[&ctx2, &ow, &ob], vec![]);
@@ -228,8 +233,8 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
         let pb = init(&mut g, "mlp.c_proj.bias", &[e])?;
         let m = g.op("Gemm", &[&m, &pw, &pb], vec![]);
         x = g.op("Add", &[&x, &m], vec![]);
-        g.output(&present_k, &present_k, t, &kv_dims(&total));
-        g.output(&present_v, &present_v, t, &kv_dims(&total));
+        g.output(&present_key_name(i), &present_key_name(i), t, &kv_dims(&total));
+        g.output(&present_value_name(i), &present_value_name(i), t, &kv_dims(&total));
     }
 
     // ---- final norm and LM head
@@ -262,6 +267,79 @@ pub fn build_gpt2(cfg: &Gpt2Config, weights: &WeightMap, opts: &Gpt2ExportOption
     Ok(model)
 }
 
+/// Values computed once and shared by every layer's attention.
+struct AttnShared {
+    /// Shape tensor [B, S, H, D].
+    bshd: String,
+    /// Shape tensor [B, S, E].
+    bse: String,
+    /// Additive mask [B, 1, S, T]: 0 where visible, the dtype's lowest value elsewhere.
+    bias: String,
+    /// [B, 1, S, 1] and [B, S, 1]: does the query row see any key at all?
+    row_any: String,
+    row_any_bs1: String,
+    zero_t: String,
+    /// Shape tensor [-1, E].
+    flat_e: String,
+}
+
+/// Attention from standard ops; `parts` are q (pre-scaled), k, v as [N, E]. Writes the presents and
+/// returns the context as [N, E].
+fn attention_standard(g: &mut GraphBuilder, sh: &AttnShared, parts: &[String], pk: &str, pv: &str, i: usize) -> String {
+    let perm_bhsd = vec![0i64, 2, 1, 3];
+    let heads = |g: &mut GraphBuilder, s: &str| {
+        let r = g.op("Reshape", &[s, &sh.bshd], vec![]);
+        g.op("Transpose", &[&r], vec![attr("perm", perm_bhsd.clone())])
+    };
+    let q = heads(g, &parts[0]);
+    let k = heads(g, &parts[1]);
+    let vh = heads(g, &parts[2]);
+    let present_k = present_key_name(i);
+    let present_v = present_value_name(i);
+    g.node_named("Concat", &[pk, &k], &[&present_k], vec![attr("axis", 2i64)], "");
+    g.node_named("Concat", &[pv, &vh], &[&present_v], vec![attr("axis", 2i64)], "");
+    let kt = g.op("Transpose", &[&present_k], vec![attr("perm", vec![0i64, 1, 3, 2])]);
+    let scores = g.op("MatMul", &[&q, &kt], vec![]);
+    let scores = g.op("Add", &[&scores, &sh.bias], vec![]);
+    let probs = g.op("Softmax", &[&scores], vec![attr("axis", -1i64)]);
+    let ctx_h = g.op("MatMul", &[&probs, &present_v], vec![]);
+    let ctx_h = g.op("Where", &[&sh.row_any, &ctx_h, &sh.zero_t], vec![]);
+    let ctx_t = g.op("Transpose", &[&ctx_h], vec![attr("perm", perm_bhsd)]);
+    g.op("Reshape", &[&ctx_t, &sh.flat_e], vec![])
+}
+
+/// Attention through `com.microsoft.MultiHeadAttention` (q/k/v as [B, S, E], the shared additive
+/// mask as `attention_bias` broadcast over heads, past/present in [B, H, T, D]); scale 1 because
+/// the query is pre-scaled. Rows with no visible key are zeroed as in [`attention_standard`].
+fn attention_ort_mha(
+    g: &mut GraphBuilder,
+    sh: &AttnShared,
+    parts: &[String],
+    pk: &str,
+    pv: &str,
+    i: usize,
+    nh: usize,
+) -> String {
+    g.use_opset(ORT_DOMAIN, 1);
+    let q = g.op("Reshape", &[&parts[0], &sh.bse], vec![]);
+    let k = g.op("Reshape", &[&parts[1], &sh.bse], vec![]);
+    let v = g.op("Reshape", &[&parts[2], &sh.bse], vec![]);
+    let out = g.fresh("MultiHeadAttention");
+    let (present_k, present_v) = (present_key_name(i), present_value_name(i));
+    g.node_named(
+        "MultiHeadAttention",
+        &[&q, &k, &v, "", "", &sh.bias, pk, pv],
+        &[&out, &present_k, &present_v],
+        vec![attr("num_heads", nh as i64), attr("scale", 1.0f32), attr("unidirectional", 0i64)],
+        ORT_DOMAIN,
+    );
+    let out = g.op("Where", &[&sh.row_any_bs1, &out, &sh.zero_t], vec![]);
+    g.op("Reshape", &[&out, &sh.flat_e], vec![])
+}
+
+/// ONNX Runtime's contrib-op domain.
+pub const ORT_DOMAIN: &str = "com.microsoft";
+
 /// `c_attn` weight [E, 3E] and bias [3E] with the query columns multiplied by `scale`.
 fn scaled_qkv(wt: &Tensor, bt: &Tensor, e: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
     let mut wq = wt.data.clone();
@@ -276,7 +354,7 @@ fn scaled_qkv(wt: &Tensor, bt: &Tensor, e: usize, scale: f32) -> (Vec<f32>, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::tiny::random_gpt2_weights;
+    use crate::export::tiny::{random_gpt2_weights, LmHead};
 
     fn small() -> Gpt2Config {
         let mut c = Gpt2Config::tiny();
@@ -288,7 +366,7 @@ mod tests {
     #[test]
     fn io_names_follow_optimum() {
         let cfg = small();
-        let w = random_gpt2_weights(&cfg, 1, 1.0).unwrap();
+        let w = random_gpt2_weights(&cfg, 1, LmHead::Untied { scale: 1.0 }).unwrap();
         let m = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap();
         let ins: Vec<&str> = m.graph.input.iter().map(|i| i.name.as_str()).collect();
         let outs: Vec<&str> = m.graph.output.iter().map(|o| o.name.as_str()).collect();
@@ -312,8 +390,7 @@ mod tests {
     #[test]
     fn tied_head_shares_wte_and_prefix_is_optional() {
         let cfg = small();
-        let mut w = random_gpt2_weights(&cfg, 2, 1.0).unwrap();
-        w.tensors.remove("lm_head.weight");
+        let w = random_gpt2_weights(&cfg, 2, LmHead::Tied).unwrap();
         let unprefixed = WeightMap {
             tensors: w
                 .tensors
@@ -321,7 +398,7 @@ mod tests {
                 .map(|(k, v)| (k.trim_start_matches("transformer.").to_string(), v))
                 .collect(),
         };
-        let m = build_gpt2(&cfg, &unprefixed, &Gpt2ExportOptions { dtype: DType::F16 }).unwrap();
+        let m = build_gpt2(&cfg, &unprefixed, &Gpt2ExportOptions { dtype: DType::F16, ..Default::default() }).unwrap();
         assert!(!m.initializers.iter().any(|(n, _)| n == "lm_head.weight"));
         assert!(m
             .initializers
@@ -333,12 +410,12 @@ mod tests {
     #[test]
     fn missing_or_misshapen_weight_is_model_format() {
         let cfg = small();
-        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        let mut w = random_gpt2_weights(&cfg, 3, LmHead::Tied).unwrap();
         w.tensors.remove("transformer.h.1.mlp.c_fc.bias");
         let e = build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).unwrap_err();
         assert_eq!(e.code(), crate::Code::ModelFormat);
         assert!(e.to_string().contains("h.1.mlp.c_fc.bias"), "{e}");
-        let mut w = random_gpt2_weights(&cfg, 3, 1.0).unwrap();
+        let mut w = random_gpt2_weights(&cfg, 3, LmHead::Tied).unwrap();
         w.insert("transformer.wpe.weight", Tensor::new(vec![8, 64], vec![0.0; 512]).unwrap());
         assert!(build_gpt2(&cfg, &w, &Gpt2ExportOptions::default()).is_err());
     }

@@ -37,9 +37,18 @@ impl Normal {
     }
 }
 
-/// Random weights for `cfg` with Hugging Face key names (`transformer.` prefix) plus an untied
-/// `lm_head.weight` of std `0.02 * scale` (the caller sets `tie_word_embeddings: false`).
-pub fn random_gpt2_weights(cfg: &Gpt2Config, seed: u64, scale: f32) -> Result<WeightMap> {
+/// The LM head of a random checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LmHead {
+    /// Tied to `wte` (the real GPT-2 layout and size; distributions are nearly flat).
+    Tied,
+    /// A separate `lm_head.weight` of std `0.02 * scale` (peaked distributions).
+    Untied { scale: f32 },
+}
+
+/// Random weights for `cfg` with Hugging Face key names (`transformer.` prefix), plus
+/// `lm_head.weight` when the head is untied (the caller sets `tie_word_embeddings: false` then).
+pub fn random_gpt2_weights(cfg: &Gpt2Config, seed: u64, head: LmHead) -> Result<WeightMap> {
     cfg.validate()?;
     let mut r = Normal { rng: ChaCha8Rng::seed_from_u64(seed) };
     let (e, v, ctx, inner) = (cfg.n_embd, cfg.vocab_size, cfg.context(), cfg.inner());
@@ -65,23 +74,29 @@ pub fn random_gpt2_weights(cfg: &Gpt2Config, seed: u64, scale: f32) -> Result<We
     }
     m.insert("transformer.ln_f.weight", r.tensor(&[e], 1.0, 0.1)?);
     m.insert("transformer.ln_f.bias", r.tensor(&[e], 0.0, 0.02)?);
-    m.insert("lm_head.weight", r.tensor(&[v, e], 0.0, std * scale)?);
+    if let LmHead::Untied { scale } = head {
+        m.insert("lm_head.weight", r.tensor(&[v, e], 0.0, std * scale)?);
+    }
     Ok(m)
 }
 
 /// Write a Hugging Face style checkpoint folder with random weights: `config.json` (marked
-/// `"promptist_random_init": true` with the seed and scale, `tie_word_embeddings: false`),
-/// `model.safetensors` (f32, with the untied `lm_head.weight`) and the GPT-2 tokenizer (`tokenizer.json`, `tokenizer_config.json`).
-pub fn write_random_checkpoint(out: &Path, cfg: &Gpt2Config, seed: u64, scale: f32) -> Result<()> {
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(Error::InvalidOptions(format!("scale must be a positive number, got {scale}")));
+/// `"promptist_random_init": true` with the seed and head scale; `tie_word_embeddings` false unless
+/// the head is tied), `model.safetensors` (f32, with `lm_head.weight` when untied) and the GPT-2 tokenizer (`tokenizer.json`, `tokenizer_config.json`).
+pub fn write_random_checkpoint(out: &Path, cfg: &Gpt2Config, seed: u64, head: LmHead) -> Result<()> {
+    if let LmHead::Untied { scale } = head {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::InvalidOptions(format!("scale must be a positive number, got {scale}")));
+        }
     }
     let mut cfg = cfg.clone();
-    cfg.tie_word_embeddings = false;
+    cfg.tie_word_embeddings = head == LmHead::Tied;
     cfg.extra.insert(RANDOM_INIT_KEY.into(), true.into());
     cfg.extra.insert("promptist_init_seed".into(), seed.into());
-    cfg.extra.insert("promptist_init_scale".into(), serde_json::json!(scale));
-    let weights = random_gpt2_weights(&cfg, seed, scale)?;
+    if let LmHead::Untied { scale } = head {
+        cfg.extra.insert("promptist_init_scale".into(), serde_json::json!(scale));
+    }
+    let weights = random_gpt2_weights(&cfg, seed, head)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
     let write = |file: &str, bytes: &[u8]| {
         std::fs::write(out.join(file), bytes).map_err(|e| Error::io(format!("writing {}", out.join(file).display()), e))
@@ -110,9 +125,9 @@ mod tests {
     fn same_seed_same_weights_other_seed_differs() {
         let mut cfg = Gpt2Config::tiny();
         cfg.vocab_size = 100;
-        let a = random_gpt2_weights(&cfg, 7, 1.0).unwrap();
-        let b = random_gpt2_weights(&cfg, 7, 1.0).unwrap();
-        let c = random_gpt2_weights(&cfg, 8, 1.0).unwrap();
+        let a = random_gpt2_weights(&cfg, 7, LmHead::Untied { scale: 1.0 }).unwrap();
+        let b = random_gpt2_weights(&cfg, 7, LmHead::Untied { scale: 1.0 }).unwrap();
+        let c = random_gpt2_weights(&cfg, 8, LmHead::Tied).unwrap();
         assert_eq!(a, b);
         assert_ne!(a.get("transformer.wte.weight"), c.get("transformer.wte.weight"));
         assert_eq!(a.len(), 5 + 12 * cfg.n_layer);

@@ -90,25 +90,25 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
             }
             // torch.topk: descending; equal scores keep the lower flat index (beam, token).
             cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-            if cands.len() > k {
-                st.margin.note(cands[k - 1].0, cands[k].0, step);
-            }
-            cands.truncate(k);
-            if cands.len() < nb {
+            if cands.len() < nb.min(k) {
                 return Err(Error::Internal(format!("beam search found {} continuations for {nb} beams", cands.len())));
             }
-            if cands.len() > nb {
+            let hits = |c: &(f32, usize, u32)| last || c.2 == eos;
+            // An EOS continuation just inside / outside the top `nb` decides a finished hypothesis.
+            if cands.len() > nb && (hits(&cands[nb - 1]) || hits(&cands[nb])) {
                 st.margin.note(cands[nb - 1].0, cands[nb].0, step);
             }
-            let hits = |c: &(f32, usize, u32)| last || c.2 == eos;
 
-            // e. Next running beams: the best `nb` continuations that did not stop.
+            // e. Next running beams: the best `nb` of the top `k` continuations that did not stop.
             let mut running = Vec::with_capacity(nb);
             let mut srcs = Vec::with_capacity(nb);
             let mut first_dropped = None;
-            for c in cands.iter().filter(|c| !hits(c)) {
+            for (rank, c) in cands.iter().enumerate().filter(|(_, c)| !hits(c)) {
                 if running.len() == nb {
                     first_dropped = Some(c.0);
+                    break;
+                }
+                if rank >= k {
                     break;
                 }
                 let mut tokens = st.running[c.1].tokens.clone();
@@ -119,6 +119,7 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
             if let (Some(d), Some(l)) = (first_dropped, running.last()) {
                 st.margin.note(l.score, d, step);
             }
+            cands.truncate(k);
 
             // f. Finished hypotheses: stopped continuations ranked in the top `nb`, while the
             //    prompt can still improve (and, for EarlyStopping::True, is not full).

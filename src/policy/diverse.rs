@@ -133,15 +133,17 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
                     cands.extend(row_c.iter().map(|&(l, t)| (l + s, b, t)));
                 }
                 cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-                if cands.len() > k {
-                    margin.note(cands[k - 1].0, cands[k].0, step);
+                if cands.len() > gs && (cands[gs - 1].2 == eos || cands[gs].2 == eos) {
+                    margin.note(cands[gs - 1].0, cands[gs].0, step);
                 }
-                cands.truncate(k);
                 let best = cands.first().map(|c| c.0 as f64).unwrap_or(f64::NEG_INFINITY);
                 // BeamSearchScorer.process
                 let mut running = Vec::with_capacity(gs);
                 let mut srcs = Vec::with_capacity(gs);
                 for (rank, c) in cands.iter().enumerate() {
+                    if rank >= k {
+                        break;
+                    }
                     if c.2 == eos {
                         if rank >= gs {
                             continue;
@@ -156,7 +158,8 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
                         srcs.push(c.1);
                     }
                     if running.len() == gs {
-                        if let Some(nx) = cands.get(rank + 1) {
+                        // The best continuation left out (EOS ones beyond rank gs never run).
+                        if let Some(nx) = cands[rank + 1..].iter().find(|x| x.2 != eos) {
                             margin.note(c.0, nx.0, step);
                         }
                         break;

@@ -45,9 +45,11 @@ pub struct Hypothesis {
     pub finished: bool,
 }
 
-/// The closest call the search made for one prompt: the smallest gap between two scores whose
-/// order decided what was kept (a beam kept vs dropped, a finished hypothesis kept vs dropped, the
-/// order of the returned list). Parity tests use it to tell float-level ties from real differences.
+/// The closest call the search made for one prompt: the smallest RELATIVE gap
+/// `|a - b| / max(1, |a|, |b|)` between two scores whose order decided what was kept (the last
+/// running beam kept vs the best one dropped, an EOS continuation inside vs outside the top
+/// `num_beams`, a finished hypothesis kept vs dropped, the early-stop test, the order of the
+/// returned list). Parity tests use it to tell float-level ties from real differences.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Margin {
     pub gap: f32,
@@ -60,7 +62,11 @@ impl Margin {
         Margin { gap: f32::INFINITY, step: 0 }
     }
     pub(crate) fn note(&mut self, a: f32, b: f32, step: usize) {
-        let g = (a - b).abs();
+        // Scores at -1e9 are transformers' "no beam" placeholders, not decisions.
+        if a <= -1.0e8 || b <= -1.0e8 {
+            return;
+        }
+        let g = (a - b).abs() / 1f32.max(a.abs()).max(b.abs());
         if g.is_finite() && g < self.gap {
             self.gap = g;
             self.step = step;

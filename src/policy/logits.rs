@@ -12,10 +12,30 @@ pub struct RowStats {
 
 impl RowStats {
     pub fn of(row: &[f32]) -> RowStats {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f64;
-        for &x in row {
-            sum += ((x - max) as f64).exp();
+        const L: usize = 16;
+        let mut lanes = [f32::NEG_INFINITY; L];
+        let chunks = row.chunks_exact(L);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for j in 0..L {
+                lanes[j] = if c[j] > lanes[j] { c[j] } else { lanes[j] };
+            }
+        }
+        let mut max = rest.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for v in lanes {
+            max = max.max(v);
+        }
+        // Sum of exp(x - max) in f32 lanes (as torch's vectorised kernel), combined in f64.
+        let mut acc = [0f32; L];
+        let chunks = row.chunks_exact(L);
+        for c in chunks {
+            for j in 0..L {
+                acc[j] += exp_nonpos(c[j] - max);
+            }
+        }
+        let mut sum: f64 = acc.iter().map(|&v| v as f64).sum();
+        for &x in rest {
+            sum += exp_nonpos(x - max) as f64;
         }
         RowStats { max, log_sum: sum.ln() as f32 }
     }
@@ -24,6 +44,23 @@ impl RowStats {
     pub fn log_prob(&self, x: f32) -> f32 {
         (x - self.max) - self.log_sum
     }
+}
+
+/// `exp(x)` for `x <= 0` (Cephes `expf`: Cody-Waite reduction + degree-6 polynomial, about 1 ulp),
+/// written without branches or library calls so the row loops vectorise. NaN and -inf give 0.
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // Below -87.3 the result is under f32's normal range: flush to 0 like a sum would ignore it.
+    let keep = x >= -87.0;
+    let x = if keep { x } else { -87.0 };
+    // Round to nearest with the 1.5 * 2^23 trick (no libm `roundf`).
+    let k = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let r = x - k * 0.693_359_4 - k * (-2.121_944_4e-4);
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits((((k as i32) + 127) as u32) << 23);
+    if keep { y * scale } else { 0.0 }
 }
 
 /// The `k` largest entries of `row` as `(value, index)`, largest first; equal values keep the
@@ -110,6 +147,23 @@ mod tests {
         top_k(&row, 10, &mut out);
         assert_eq!(out.len(), 6);
         assert_eq!(out[5], (-1.0, 4));
+    }
+
+    #[test]
+    fn fast_exp_matches_libm() {
+        let mut worst = 0f64;
+        let mut x = -90.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            let got = exp_nonpos(x) as f64;
+            if want > 1e-37 {
+                worst = worst.max(((got - want) / want).abs());
+            }
+            x += 0.001;
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpos(0.0), 1.0);
     }
 
     #[test]

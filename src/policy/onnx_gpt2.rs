@@ -1,7 +1,9 @@
 //! GPT-2 with a KV cache over an ONNX Runtime session, in optimum's I/O layout (`input_ids`,
 //! `attention_mask`, `position_ids`, `past_key_values.N.key/value` -> `logits`, `present.N.key/value`).
-//! The cache stays as ONNX Runtime values between steps; a beam reorder is one row gather per
-//! layer tensor (transformers' `Cache.reorder_cache` does an `index_select` the same way).
+//! The cache stays in ONNX Runtime's output values between steps. A beam reorder does not gather
+//! the cache (transformers' `Cache.reorder_cache` copies every row with `index_select`): logical
+//! rows map to physical rows, a beam that continues from a row it alone uses stays there, and
+//! only rows that several beams share are copied, in place, into rows no beam needs any more.
 
 use std::collections::HashMap;
 
@@ -67,10 +69,14 @@ pub struct OnnxGpt2 {
     cache: Vec<Kv>,
     spare: Vec<Vec<f32>>,
     rows: usize,
+    /// Logical row -> physical row of the cache (the graph runs on physical rows).
+    phys: Vec<usize>,
     past_len: usize,
-    /// `[rows, past_len]` mask of the cached positions.
+    /// `[rows, past_len]` mask of the cached positions (physical rows).
     mask: Vec<i64>,
+    /// Next position id of each physical row.
     next_pos: Vec<i64>,
+    /// Last-position logits, logical row order.
     logits: Vec<f32>,
     scratch_mask: Vec<i64>,
     scratch_ids: Vec<i64>,
@@ -117,6 +123,7 @@ impl OnnxGpt2 {
             cache: (0..n).map(|_| Kv::Empty).collect(),
             spare: (0..n).map(|_| Vec::new()).collect(),
             rows: 0,
+            phys: Vec::new(),
             past_len: 0,
             mask: Vec::new(),
             next_pos: Vec::new(),
@@ -161,7 +168,7 @@ impl OnnxGpt2 {
                 return Err(Error::ModelFormat(format!("logits shape {shape:?}, expected [{rows}, {seq}, {vocab}]")));
             }
             self.logits.clear();
-            for r in 0..rows {
+            for &r in &self.phys {
                 let at = (r * seq + seq - 1) * vocab;
                 self.logits.extend_from_slice(&data[at..at + vocab]);
             }
@@ -176,6 +183,103 @@ impl OnnxGpt2 {
             }
         }
         self.past_len = total;
+        Ok(())
+    }
+
+    /// Same number of rows: keep every physical row that some beam continues from, copy only
+    /// the shared ones into freed rows.
+    fn reorder_in_place(&mut self, src: &[usize]) -> Result<()> {
+        let n = self.rows;
+        let mut used = vec![false; n];
+        let mut new_phys = vec![usize::MAX; n];
+        let mut pending = Vec::new();
+        for (i, &s) in src.iter().enumerate() {
+            let p = self.phys[s];
+            if used[p] {
+                pending.push(i);
+            } else {
+                used[p] = true;
+                new_phys[i] = p;
+            }
+        }
+        let mut free: Vec<usize> = (0..n).filter(|&p| !used[p]).collect();
+        // (from, to) physical copies; `from` rows are all kept, `to` rows are all freed.
+        let mut copies = Vec::with_capacity(pending.len());
+        for &i in &pending {
+            let to = free.pop().ok_or_else(|| Error::Internal("reorder: no free row".into()))?;
+            copies.push((self.phys[src[i]], to));
+            new_phys[i] = to;
+        }
+        if !copies.is_empty() {
+            let row = self.dims.n_head * self.past_len * self.dims.head_dim;
+            for kv in self.cache.iter_mut() {
+                let data: &mut [f32] = match kv {
+                    Kv::Ort(v) => v.try_extract_tensor_mut::<f32>()?.1,
+                    Kv::Host(b) => b.as_mut_slice(),
+                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
+                };
+                for &(from, to) in &copies {
+                    data.copy_within(from * row..(from + 1) * row, to * row);
+                }
+            }
+            let p = self.past_len;
+            for &(from, to) in &copies {
+                self.mask.copy_within(from * p..(from + 1) * p, to * p);
+                self.next_pos[to] = self.next_pos[from];
+            }
+        }
+        let v = self.dims.vocab_size;
+        if self.logits.len() == n * v {
+            let old = std::mem::take(&mut self.logits);
+            self.logits.reserve(n * v);
+            for &s in src {
+                self.logits.extend_from_slice(&old[s * v..(s + 1) * v]);
+            }
+        }
+        self.phys = new_phys;
+        Ok(())
+    }
+
+    /// A different number of rows (prompt-to-beam expansion, dropping finished prompts): gather
+    /// into fresh contiguous buffers in logical order.
+    fn gather(&mut self, src: &[usize]) -> Result<()> {
+        let row = self.dims.n_head * self.past_len * self.dims.head_dim;
+        let phys_src: Vec<usize> = src.iter().map(|&s| self.phys[s]).collect();
+        for i in 0..self.cache.len() {
+            let mut out = std::mem::take(&mut self.spare[i]);
+            out.clear();
+            out.reserve(src.len() * row);
+            {
+                let data: &[f32] = match &self.cache[i] {
+                    Kv::Ort(v) => v.try_extract_tensor::<f32>()?.1,
+                    Kv::Host(b) => b.as_slice(),
+                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
+                };
+                for &s in &phys_src {
+                    out.extend_from_slice(&data[s * row..(s + 1) * row]);
+                }
+            }
+            if let Kv::Host(old) = std::mem::replace(&mut self.cache[i], Kv::Host(out)) {
+                self.spare[i] = old;
+            }
+        }
+        let p = self.past_len;
+        let mut mask = Vec::with_capacity(src.len() * p);
+        for &s in &phys_src {
+            mask.extend_from_slice(&self.mask[s * p..(s + 1) * p]);
+        }
+        self.mask = mask;
+        self.next_pos = phys_src.iter().map(|&s| self.next_pos[s]).collect();
+        let v = self.dims.vocab_size;
+        if self.logits.len() == self.rows * v {
+            let mut logits = Vec::with_capacity(src.len() * v);
+            for &s in src {
+                logits.extend_from_slice(&self.logits[s * v..(s + 1) * v]);
+            }
+            self.logits = logits;
+        }
+        self.rows = src.len();
+        self.phys = (0..src.len()).collect();
         Ok(())
     }
 }
@@ -195,6 +299,7 @@ impl CausalLm for OnnxGpt2 {
         }
         self.past_len = 0;
         self.rows = batch.rows;
+        self.phys = (0..batch.rows).collect();
         self.run(&batch.input_ids, &batch.attention_mask, &batch.position_ids, batch.rows, batch.seq_len)?;
         self.mask = batch.attention_mask.clone();
         self.next_pos = batch.lengths.iter().map(|&l| l as i64).collect();
@@ -205,45 +310,11 @@ impl CausalLm for OnnxGpt2 {
         if src.iter().any(|&s| s >= self.rows) {
             return Err(Error::Internal(format!("select_rows: a source row is out of range (rows {})", self.rows)));
         }
-        if src.len() == self.rows && src.iter().enumerate().all(|(i, &s)| i == s) {
-            return Ok(());
+        if src.len() == self.rows {
+            self.reorder_in_place(src)
+        } else {
+            self.gather(src)
         }
-        let row = self.dims.n_head * self.past_len * self.dims.head_dim;
-        for i in 0..self.cache.len() {
-            let mut out = std::mem::take(&mut self.spare[i]);
-            out.clear();
-            out.reserve(src.len() * row);
-            {
-                let data: &[f32] = match &self.cache[i] {
-                    Kv::Ort(v) => v.try_extract_tensor::<f32>()?.1,
-                    Kv::Host(b) => b.as_slice(),
-                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
-                };
-                for &s in src {
-                    out.extend_from_slice(&data[s * row..(s + 1) * row]);
-                }
-            }
-            if let Kv::Host(old) = std::mem::replace(&mut self.cache[i], Kv::Host(out)) {
-                self.spare[i] = old;
-            }
-        }
-        let p = self.past_len;
-        let mut mask = Vec::with_capacity(src.len() * p);
-        for &s in src {
-            mask.extend_from_slice(&self.mask[s * p..(s + 1) * p]);
-        }
-        self.mask = mask;
-        self.next_pos = src.iter().map(|&s| self.next_pos[s]).collect();
-        let v = self.dims.vocab_size;
-        if self.logits.len() == self.rows * v {
-            let mut logits = Vec::with_capacity(src.len() * v);
-            for &s in src {
-                logits.extend_from_slice(&self.logits[s * v..(s + 1) * v]);
-            }
-            self.logits = logits;
-        }
-        self.rows = src.len();
-        Ok(())
     }
 
     fn step(&mut self, tokens: &[u32]) -> Result<()> {
@@ -262,7 +333,10 @@ impl CausalLm for OnnxGpt2 {
         }
         let mut ids = std::mem::take(&mut self.scratch_ids);
         ids.clear();
-        ids.extend(tokens.iter().map(|&t| t as i64));
+        ids.resize(rows, 0);
+        for (i, &t) in tokens.iter().enumerate() {
+            ids[self.phys[i]] = t as i64;
+        }
         let pos = self.next_pos.clone();
         let res = self.run(&ids, &mask, &pos, rows, 1);
         self.scratch_ids = ids;

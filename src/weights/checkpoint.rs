@@ -88,3 +88,50 @@ fn read_pytorch_bin(path: &Path) -> Result<WeightMap> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::safetensors_io::{write_safetensors, StoreDtype};
+    use crate::weights::Tensor;
+
+    fn map(names: &[&str]) -> WeightMap {
+        let mut m = WeightMap::new();
+        for (i, n) in names.iter().enumerate() {
+            m.insert(*n, Tensor::new(vec![2], vec![i as f32, -(i as f32)]).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn sharded_index_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_safetensors(&map(&["a", "b"]), &d.join("model-00001-of-00002.safetensors"), StoreDtype::F32, None)
+            .unwrap();
+        write_safetensors(&map(&["c"]), &d.join("model-00002-of-00002.safetensors"), StoreDtype::F16, None).unwrap();
+        let index = serde_json::json!({"metadata": {}, "weight_map": {
+            "a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
+            "c": "model-00002-of-00002.safetensors"}});
+        std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let (w, fmt) = load_checkpoint_weights(d).unwrap();
+        assert!(matches!(fmt, CheckpointFormat::ShardedSafetensors(_)));
+        assert_eq!(w.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        // an index naming a weight no shard has is an error
+        let index = serde_json::json!({"weight_map": {"zzz": "model-00002-of-00002.safetensors"}});
+        std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let e = load_checkpoint_weights(d).unwrap_err();
+        assert!(e.to_string().contains("zzz"), "{e}");
+        // shard names may not leave the folder
+        let index = serde_json::json!({"weight_map": {"a": "../x.safetensors"}});
+        std::fs::write(d.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        assert_eq!(load_checkpoint_weights(d).unwrap_err().code(), crate::Code::ModelFormat);
+    }
+
+    #[test]
+    fn empty_folder_names_what_was_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_checkpoint_weights(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("pytorch_model.bin"), "{e}");
+    }
+}

@@ -79,7 +79,16 @@ pub fn write_safetensors(
         views.push((name.clone(), v));
     }
     safetensors::serialize_to_file(views, metadata, path)
-        .map_err(|e| Error::ModelFormat(format!("writing {}: {e}", path.display())))
+        .map_err(|e| Error::ModelFormat(format!("writing {}: {e}", path.display())))?;
+    // The crate creates the file owner-only (0600); a checkpoint is ordinary data (0644 minus umask
+    // is what every other file of the folder gets).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(format!("setting permissions of {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

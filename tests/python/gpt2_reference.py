@@ -109,7 +109,15 @@ def hf_forward(model, ids, mask, pos, cache=None):
 
 
 def cache_arrays(cache, n_layer):
-    return [(cache.layers[i].keys.float().numpy(), cache.layers[i].values.float().numpy()) for i in range(n_layer)]
+    """(key, value) numpy pairs per layer from a transformers 5 cache (`.layers`), a 4.x
+    DynamicCache (`key_cache`) or a legacy tuple."""
+    if hasattr(cache, "layers"):
+        pairs = [(cache.layers[i].keys, cache.layers[i].values) for i in range(n_layer)]
+    elif hasattr(cache, "key_cache"):
+        pairs = [(cache.key_cache[i], cache.value_cache[i]) for i in range(n_layer)]
+    else:
+        pairs = [(cache[i][0], cache[i][1]) for i in range(n_layer)]
+    return [(k.float().numpy(), v.float().numpy()) for k, v in pairs]
 
 
 def max_abs(a, b):

@@ -3,14 +3,19 @@
 
 use std::path::PathBuf;
 
+use promptist::export::gpt2::AttentionImpl;
 use promptist::export::onnx::DType;
 use promptist::export::{convert_checkpoint, ConvertOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder: config.json, model.safetensors (or sharded, or pytorch_model.bin), tokenizer files.
+    /// Checkpoint folder: config.json, model.safetensors (or sharded, or pytorch_model.bin), tokenizer
+    /// files; or a folder with an optimum GPT-2-with-past model.onnx. Also accepted as `--checkpoint`.
+    #[arg(required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+    folder: Option<PathBuf>,
+    /// The checkpoint folder (same as the positional argument).
     #[arg(long)]
-    checkpoint: PathBuf,
+    checkpoint: Option<PathBuf>,
     /// Bundle folder to write.
     #[arg(long)]
     out: PathBuf,
@@ -20,18 +25,30 @@ pub struct Args {
     /// Bundle name in the manifest (default: the checkpoint folder's name).
     #[arg(long)]
     name: Option<String>,
+    /// Attention ops: standard ONNX ops, or ONNX Runtime's fused com.microsoft.MultiHeadAttention.
+    #[arg(long, value_parser = ["standard", "ort-mha"], default_value = "standard")]
+    attention: String,
     /// Tensors of at least this many bytes go to model.onnx_data.
     #[arg(long, default_value_t = 1024)]
     external_threshold: usize,
 }
 
 pub fn run(a: Args) -> promptist::Result<()> {
+    let checkpoint = a
+        .folder
+        .or(a.checkpoint)
+        .ok_or_else(|| promptist::Error::InvalidOptions("give the checkpoint folder".into()))?;
     let opts = ConvertOptions {
         dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 },
         name: a.name,
         external_threshold_bytes: Some(a.external_threshold),
+        attention: if a.attention == "ort-mha" {
+            AttentionImpl::OrtMultiHeadAttention
+        } else {
+            AttentionImpl::Standard
+        },
     };
-    let m = convert_checkpoint(&a.checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
+    let m = convert_checkpoint(&checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
     if m.provenance.random_weights {
         eprintln!("convert: NOTE the weights are random: the policy's outputs are meaningless");
     }
