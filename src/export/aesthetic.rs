@@ -8,6 +8,8 @@
 //! activations, so at inference it is affine. Two exports: unfolded (every Linear kept) and folded
 //! (the product of the layers computed in f64 and rounded once to f32: one dot product plus bias).
 
+use std::path::Path;
+
 use super::onnx::{attr, DType, Dim, GraphBuilder, Model, TensorData};
 use crate::weights::WeightMap;
 use crate::{Error, Result};
@@ -17,6 +19,12 @@ pub const SCORE: &str = "score";
 /// Expected I/O names, for load-time checks.
 pub const AESTHETIC_INPUTS: &[&str] = &[IMAGE_EMBEDS];
 pub const AESTHETIC_OUTPUTS: &[&str] = &[SCORE];
+
+/// Read the head's weights from the released `.pth` (a `torch.save` state dict, read by the
+/// restricted unpickler in `weights::torch_pickle`) or from a `.safetensors` file, as f32.
+pub fn load_aesthetic_weights(path: &Path) -> Result<WeightMap> {
+    super::sd_pipeline::read_weights_file(path)
+}
 
 /// One Linear layer: weight [out, in] row-major, bias [out].
 #[derive(Debug, Clone)]

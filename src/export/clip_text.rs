@@ -39,11 +39,27 @@ pub const CLIP_TEXT_OUTPUTS: &[&str] = &[TEXT_EMBEDS];
 pub struct SdExportOptions {
     /// Weights and activations: F32 or F16.
     pub dtype: DType,
+    /// Unmasked attention (UNet, VAE, CLIP vision) as ONNX Runtime's fused
+    /// `com.microsoft.MultiHeadAttention` instead of MatMul/Softmax/MatMul (the masked causal
+    /// attention of the text towers always uses standard operators).
+    pub fused_attention: bool,
 }
 
 impl Default for SdExportOptions {
     fn default() -> Self {
-        Self { dtype: DType::F32 }
+        Self { dtype: DType::F32, fused_attention: false }
+    }
+}
+
+impl SdExportOptions {
+    /// A graph builder context for these options.
+    pub(crate) fn nn<'a>(&self, name: &str, w: &'a dyn WeightSource) -> Result<Nn<'a>> {
+        let mut nn = Nn::new(name, w, self.dtype)?;
+        nn.fused_attention = self.fused_attention;
+        if self.fused_attention {
+            nn.g.metadata("promptist.attention", "com.microsoft.MultiHeadAttention");
+        }
+        Ok(nn)
     }
 }
 
@@ -149,7 +165,7 @@ fn text_trunk(nn: &mut Nn<'_>, cfg: &ClipTextConfig) -> Result<(String, String)>
 /// The SD text encoder (`CLIPTextModel`): `input_ids` -> `last_hidden_state`, `pooler_output`.
 pub fn build_clip_text_encoder(cfg: &ClipTextConfig, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     let w = OptionalPrefix { inner: w, prefix: "text_model." };
-    let mut nn = Nn::new("text_encoder", &w, opts.dtype)?;
+    let mut nn = opts.nn("text_encoder", &w)?;
     nn.g.metadata("promptist.graph", "clip-text-encoder");
     let (last, pooled) = text_trunk(&mut nn, cfg)?;
     let (b, s, e) = (Dim::from("batch_size"), Dim::from("sequence_length"), Dim::Fixed(cfg.hidden_size as i64));
@@ -163,7 +179,7 @@ pub fn build_clip_text_encoder(cfg: &ClipTextConfig, w: &dyn WeightSource, opts:
 /// `text_embeds` = `text_projection(pooled)`.
 pub fn build_clip_text_projection(cfg: &ClipTextConfig, projection_dim: usize, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     let w = OptionalPrefix { inner: w, prefix: "text_model." };
-    let mut nn = Nn::new("clip_text", &w, opts.dtype)?;
+    let mut nn = opts.nn("clip_text", &w)?;
     nn.g.metadata("promptist.graph", "clip-text-projection");
     let (_last, pooled) = text_trunk(&mut nn, cfg)?;
     let y = nn.linear(&pooled, "text_projection", cfg.hidden_size, projection_dim, false)?;

@@ -10,7 +10,7 @@
 //! [`super::clip_open::open_clip_to_hf`].
 
 use super::clip_text::{clip_encoder, EncoderSpec, SdExportOptions};
-use super::nn::{Nn, WeightSource};
+use super::nn::{OptionalPrefix, WeightSource};
 use super::onnx::{attr, Dim, Model};
 use super::sd_config::ClipVisionConfig;
 use crate::Result;
@@ -26,7 +26,8 @@ pub const CLIP_VISION_OUTPUTS: &[&str] = &[IMAGE_EMBEDS];
 /// Build the vision tower with projection.
 pub fn build_clip_vision_projection(cfg: &ClipVisionConfig, projection_dim: usize, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     cfg.validate()?;
-    let mut nn = Nn::new("clip_vision", w, opts.dtype)?;
+    let w = OptionalPrefix { inner: w, prefix: "vision_model." };
+    let mut nn = opts.nn("clip_vision", &w)?;
     nn.g.metadata("promptist.graph", "clip-vision-projection");
     let t = nn.t;
     let (e, p, c, n) = (cfg.hidden_size, cfg.patch_size, cfg.num_channels, cfg.num_patches());

@@ -123,6 +123,8 @@ pub struct Nn<'a> {
     pub w: &'a dyn WeightSource,
     /// Dtype of weights and activations: F32 or F16.
     pub t: DType,
+    /// Emit unmasked attention as ONNX Runtime's fused `com.microsoft.MultiHeadAttention`.
+    pub fused_attention: bool,
 }
 
 impl<'a> Nn<'a> {
@@ -132,7 +134,7 @@ impl<'a> Nn<'a> {
         }
         let mut g = GraphBuilder::new(name);
         g.metadata("promptist.dtype", if t == DType::F16 { "float16" } else { "float32" });
-        Ok(Self { g, w, t })
+        Ok(Self { g, w, t, fused_attention: false })
     }
 
     /// A float tensor in the export dtype.
@@ -216,7 +218,7 @@ impl<'a> Nn<'a> {
 
     /// `nn.GroupNorm(groups, ch, eps)` at `prefix` on an NCHW tensor, statistics in float32.
     pub fn group_norm(&mut self, x: &str, prefix: &str, groups: usize, ch: usize, eps: f64) -> Result<String> {
-        if groups == 0 || ch % groups != 0 {
+        if groups == 0 || !ch.is_multiple_of(groups) {
             return Err(Error::ModelFormat(format!("{prefix}: {ch} channels do not split into {groups} groups")));
         }
         let gamma = self.w.fetch(&format!("{prefix}.weight"), &[ch])?.into_owned();
@@ -302,7 +304,22 @@ impl<'a> Nn<'a> {
     /// Multi-head scaled dot-product attention. `q` [B, Sq, H*D], `k`/`v` [B, Sk, H*D] (the
     /// 1/sqrt(D) scale must already be folded into `q`); `bias` an optional additive mask
     /// broadcastable to [B, H, Sq, Sk]. Returns [B, Sq, H*D].
+    /// With [`Nn::fused_attention`] and no mask this is one `com.microsoft.MultiHeadAttention` node
+    /// (ONNX Runtime contrib op, CPU and CUDA; `scale = 1` since the scale is in `q`), otherwise
+    /// standard ONNX operators.
     pub fn attention(&mut self, q: &str, k: &str, v: &str, heads: usize, head_dim: usize, bias: Option<&str>) -> String {
+        if self.fused_attention && bias.is_none() {
+            self.g.use_opset("com.microsoft", 1);
+            let out = self.g.fresh("MultiHeadAttention");
+            self.g.node_named(
+                "MultiHeadAttention",
+                &[q, k, v],
+                &[&out],
+                vec![attr("num_heads", heads as i64), attr("scale", 1.0f32)],
+                "com.microsoft",
+            );
+            return out;
+        }
         let split = self.g.const_i64s(&[0, 0, heads as i64, head_dim as i64]);
         let qh = self.g.op("Reshape", &[q, &split], vec![]);
         let qh = self.g.op("Transpose", &[&qh], vec![attr("perm", vec![0i64, 2, 1, 3])]);

@@ -13,8 +13,9 @@ fn d_eps5() -> f64 {
 fn d_quick_gelu() -> String {
     "quick_gelu".into()
 }
+/// transformers 5.23's `CLIPTextConfig` default when config.json has no `eos_token_id`.
 fn d_eos() -> i64 {
-    2
+    49407
 }
 fn d_true() -> bool {
     true
@@ -67,10 +68,11 @@ impl ClipTextConfig {
             projection_dim: None,
         }
     }
-    /// A tiny config for tests (vocab 1000, width 32, 2 layers, 4 heads, 77 positions).
+    /// A tiny config for tests and the demo bundle: the real CLIP vocabulary (49408, so it pairs
+    /// with the real tokenizer) and 77 positions, width 32, 2 layers, 4 heads.
     pub fn tiny() -> Self {
         Self {
-            vocab_size: 1000,
+            vocab_size: 49408,
             hidden_size: 32,
             intermediate_size: 64,
             num_hidden_layers: 2,
@@ -140,7 +142,7 @@ impl ClipVisionConfig {
     }
     pub fn validate(&self) -> Result<()> {
         check_heads("vision", self.hidden_size, self.num_attention_heads)?;
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::ModelFormat(format!("image_size {} is not a multiple of patch_size {}", self.image_size, self.patch_size)));
         }
         check_act(&self.hidden_act)
@@ -217,7 +219,37 @@ pub struct UNetConfig {
     pub transformer_layers_per_block: usize,
     #[serde(default)]
     pub sample_size: Option<usize>,
+    /// Every other key of config.json (checked by [`UNetConfig::validate`] against the features
+    /// the builder implements).
+    #[serde(flatten, default, skip_serializing)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
+
+/// UNet config keys whose non-default values the builder does not implement: (key, accepted values).
+const UNET_FIXED: &[(&str, &[&str])] = &[
+    ("act_fn", &["\"silu\""]),
+    ("center_input_sample", &["false"]),
+    ("class_embed_type", &["null"]),
+    ("num_class_embeds", &["null"]),
+    ("addition_embed_type", &["null"]),
+    ("encoder_hid_dim", &["null"]),
+    ("encoder_hid_dim_type", &["null"]),
+    ("time_cond_proj_dim", &["null"]),
+    ("time_embedding_type", &["\"positional\""]),
+    ("resnet_time_scale_shift", &["\"default\""]),
+    ("mid_block_type", &["\"UNetMidBlock2DCrossAttn\""]),
+    ("conv_in_kernel", &["3"]),
+    ("conv_out_kernel", &["3"]),
+    ("only_cross_attention", &["false", "[false,false,false,false]"]),
+    ("dual_cross_attention", &["false"]),
+    ("downsample_padding", &["1"]),
+    ("mid_block_scale_factor", &["1", "1.0"]),
+    ("attention_type", &["\"default\""]),
+    ("reverse_transformer_layers_per_block", &["null"]),
+    ("mid_block_only_cross_attention", &["null", "false"]),
+    ("cross_attention_norm", &["null"]),
+    ("dropout", &["0", "0.0"]),
+];
 
 impl UNetConfig {
     /// SD 1.4 / 1.5: 320/640/1280/1280, 2 layers per block, 8 heads, cross-attention 768.
@@ -239,6 +271,7 @@ impl UNetConfig {
             use_linear_projection: false,
             transformer_layers_per_block: 1,
             sample_size: Some(64),
+            extra: Default::default(),
         }
     }
     /// Tiny (diffusers' test-style): 32/64, 2 layers per block, 2 heads, 4 groups, cross-attention 32.
@@ -277,6 +310,14 @@ impl UNetConfig {
                 return Err(Error::ModelFormat(format!("unet: unsupported up block type {t}")));
             }
         }
+        for (key, ok) in UNET_FIXED {
+            if let Some(v) = self.extra.get(*key) {
+                let text = v.to_string();
+                if !ok.contains(&text.as_str()) {
+                    return Err(Error::ModelFormat(format!("unet: config {key} = {text} is not supported (supported: {})", ok.join(" or "))));
+                }
+            }
+        }
         if self.transformer_layers_per_block == 0 {
             return Err(Error::ModelFormat("unet: transformer_layers_per_block must be at least 1".into()));
         }
@@ -308,6 +349,18 @@ pub struct VaeConfig {
     pub scaling_factor: f64,
     #[serde(default)]
     pub sample_size: Option<usize>,
+    /// Newer configs may drop `post_quant_conv` (`use_post_quant_conv: false`).
+    #[serde(default = "d_true")]
+    pub use_post_quant_conv: bool,
+    /// Newer configs may drop the mid-block attention (`mid_block_add_attention: false`).
+    #[serde(default = "d_true")]
+    pub mid_block_add_attention: bool,
+    #[serde(default = "d_silu")]
+    pub act_fn: String,
+}
+
+fn d_silu() -> String {
+    "silu".into()
 }
 
 impl VaeConfig {
@@ -322,6 +375,9 @@ impl VaeConfig {
             norm_num_groups: 32,
             scaling_factor: 0.18215,
             sample_size: Some(512),
+            use_post_quant_conv: true,
+            mid_block_add_attention: true,
+            act_fn: "silu".into(),
         }
     }
     /// Tiny: 32/64, 1 layer per block, 4 groups.
@@ -336,6 +392,9 @@ impl VaeConfig {
         if self.block_out_channels.is_empty() {
             return Err(Error::ModelFormat("vae: block_out_channels is empty".into()));
         }
+        if self.act_fn != "silu" {
+            return Err(Error::ModelFormat(format!("vae: act_fn {:?} is not supported (silu)", self.act_fn)));
+        }
         for &c in &self.block_out_channels {
             if c % self.norm_num_groups != 0 {
                 return Err(Error::ModelFormat(format!("vae: {c} channels do not split into {} groups", self.norm_num_groups)));
@@ -346,7 +405,7 @@ impl VaeConfig {
 }
 
 fn check_heads(what: &str, width: usize, heads: usize) -> Result<()> {
-    if heads == 0 || width % heads != 0 {
+    if heads == 0 || !width.is_multiple_of(heads) {
         return Err(Error::ModelFormat(format!("{what}: width {width} is not divisible by {heads} heads")));
     }
     Ok(())
@@ -383,9 +442,13 @@ mod tests {
             "mid_block_scale_factor":1,"norm_eps":1e-05,"norm_num_groups":32,"out_channels":4,"sample_size":64,
             "up_block_types":["UpBlock2D","CrossAttnUpBlock2D","CrossAttnUpBlock2D","CrossAttnUpBlock2D"]}"#;
         let c: UNetConfig = serde_json::from_str(json).unwrap();
-        assert_eq!(c, UNetConfig::sd15());
+        c.validate().unwrap();
+        assert_eq!(UNetConfig { extra: Default::default(), ..c.clone() }, UNetConfig::sd15());
         assert_eq!(c.heads(3).unwrap(), 8);
         let sd2: UNetConfig = serde_json::from_str(&json.replace("\"attention_head_dim\":8", "\"attention_head_dim\":[5,10,20,20]")).unwrap();
         assert_eq!(sd2.heads(1).unwrap(), 10);
+        let sdxl: UNetConfig = serde_json::from_str(&json.replace("\"act_fn\":\"silu\"", "\"addition_embed_type\":\"text_time\"")).unwrap();
+        let e = sdxl.validate().unwrap_err().to_string();
+        assert!(e.contains("addition_embed_type"), "{e}");
     }
 }

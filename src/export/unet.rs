@@ -3,8 +3,9 @@
 //! - `sample` T [batch_size, in_channels, height, width],
 //! - `timestep` float32, rank 0 (a scalar, as optimum-onnx 0.1.0 declares it; one timestep for the
 //!   whole batch, broadcast inside the graph as diffusers does with `timesteps.expand(batch)`),
-//! - `encoder_hidden_states` T [batch_size, sequence_length, cross_attention_dim]
-//! -> `out_sample` T [batch_size, out_channels, height, width].
+//! - `encoder_hidden_states` T [batch_size, sequence_length, cross_attention_dim],
+//!
+//! and one output, `out_sample` T [batch_size, out_channels, height, width].
 //!
 //! Forward pass (diffusers 0.42 `unet_2d_condition.py`): sinusoidal timestep embedding
 //! (`get_timestep_embedding` with `flip_sin_to_cos`, `freq_shift`, max period 10000) ->
@@ -15,7 +16,7 @@
 //! `conv_out`. Any height/width the down path can halve works (the skip sizes drive upsampling).
 
 use super::clip_text::SdExportOptions;
-use super::nn::{Nn, WeightSource};
+use super::nn::WeightSource;
 use super::onnx::{attr, DType, Dim, Model, TensorData};
 use super::sd_config::UNetConfig;
 use super::unet_blocks::{downsample, resnet, transformer2d, upsample, Transformer2D};
@@ -42,7 +43,7 @@ pub fn timestep_frequencies(dim: usize, freq_shift: usize) -> Vec<f32> {
 /// `down_blocks.0.resnets.0.norm1.weight`, ...).
 pub fn build_unet(cfg: &UNetConfig, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     cfg.validate()?;
-    let mut nn = Nn::new("unet", w, opts.dtype)?;
+    let mut nn = opts.nn("unet", w)?;
     nn.g.metadata("promptist.graph", "unet-2d-condition");
     let t = nn.t;
     let (b, hh, ww) = (Dim::from("batch_size"), Dim::from("height"), Dim::from("width"));
@@ -53,7 +54,7 @@ pub fn build_unet(cfg: &UNetConfig, w: &dyn WeightSource, opts: &SdExportOptions
     // ---- timestep embedding
     let c0 = cfg.block_out_channels[0];
     let ted = cfg.time_embed_dim();
-    if c0 % 2 != 0 {
+    if !c0.is_multiple_of(2) {
         return Err(Error::ModelFormat(format!("unet: timestep embedding width {c0} must be even")));
     }
     let freqs = timestep_frequencies(c0, cfg.freq_shift);

@@ -7,8 +7,11 @@
 //!
 //! Layers: `post_quant_conv` (1x1), `decoder.conv_in`, `decoder.mid_block` (resnet, single-head
 //! self-attention with GroupNorm and residual, resnet), `decoder.up_blocks.N` (resnets, nearest-2x
-//! + conv upsamplers but the last), `decoder.conv_norm_out` - SiLU - `decoder.conv_out`. All
-//! GroupNorms use eps 1e-6.
+//! and conv upsamplers but the last), `decoder.conv_norm_out` - SiLU - `decoder.conv_out`; all
+//! GroupNorms use eps 1e-6. Legacy attention key names (`query`, `key`, `value`, `proj_attn`) are
+//! accepted.
+
+use std::borrow::Cow;
 
 use super::clip_text::SdExportOptions;
 use super::nn::{Nn, WeightSource};
@@ -24,6 +27,45 @@ pub const VAE_DECODER_INPUTS: &[&str] = &[LATENT_SAMPLE];
 pub const VAE_DECODER_OUTPUTS: &[&str] = &[SAMPLE];
 
 const EPS: f64 = 1e-6;
+
+/// Older diffusers VAE checkpoints (e.g. the SD 1.4/1.5 hub repositories) name the mid-block
+/// attention `query` / `key` / `value` / `proj_attn` (diffusers renames them when loading), and
+/// some store them as 1x1 conv kernels [C, C, 1, 1]; this view serves them under the current names.
+struct LegacyAttentionKeys<'a> {
+    inner: &'a dyn WeightSource,
+}
+
+impl LegacyAttentionKeys<'_> {
+    fn legacy(key: &str) -> Option<String> {
+        const MAP: [(&str, &str); 4] = [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")];
+        if !key.contains(".attentions.") {
+            return None;
+        }
+        MAP.iter().find(|(new, _)| key.contains(new)).map(|(new, old)| key.replacen(new, old, 1))
+    }
+}
+
+impl WeightSource for LegacyAttentionKeys<'_> {
+    fn fetch(&self, key: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>> {
+        if self.inner.has(key) {
+            return self.inner.fetch(key, shape);
+        }
+        match Self::legacy(key) {
+            Some(old) if self.inner.has(&old) => match self.inner.fetch(&old, shape) {
+                Ok(v) => Ok(v),
+                Err(e) if shape.len() == 2 => {
+                    let conv = [shape[0], shape[1], 1, 1];
+                    self.inner.fetch(&old, &conv).map_err(|_| e)
+                }
+                Err(e) => Err(e),
+            },
+            _ => self.inner.fetch(key, shape),
+        }
+    }
+    fn has(&self, key: &str) -> bool {
+        self.inner.has(key) || Self::legacy(key).is_some_and(|old| self.inner.has(&old))
+    }
+}
 
 /// diffusers `Attention` as used in the VAE mid block: GroupNorm, one head over channels,
 /// biased q/k/v/out projections, residual.
@@ -42,19 +84,22 @@ fn mid_attention(nn: &mut Nn<'_>, x: &str, p: &str, ch: usize, groups: usize) ->
 /// `decoder.*`; encoder keys are ignored).
 pub fn build_vae_decoder(cfg: &VaeConfig, w: &dyn WeightSource, opts: &SdExportOptions) -> Result<Model> {
     cfg.validate()?;
-    let mut nn = Nn::new("vae_decoder", w, opts.dtype)?;
+    let w = LegacyAttentionKeys { inner: w };
+    let mut nn = opts.nn("vae_decoder", &w)?;
     nn.g.metadata("promptist.graph", "vae-decoder");
     let t = nn.t;
     let lc = cfg.latent_channels;
     let groups = cfg.norm_num_groups;
     let b = Dim::from("batch_size");
     let z = nn.g.input(LATENT_SAMPLE, t, &[b.clone(), Dim::Fixed(lc as i64), Dim::from("latent_height"), Dim::from("latent_width")]);
-    let z = nn.conv2d(&z, "post_quant_conv", lc, lc, 1, 1, 0, true)?;
+    let z = if cfg.use_post_quant_conv { nn.conv2d(&z, "post_quant_conv", lc, lc, 1, 1, 0, true)? } else { z };
     let rev: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
     let mut ch = rev[0];
     let mut h = nn.conv2d(&z, "decoder.conv_in", lc, ch, 3, 1, 1, true)?;
     h = resnet(&mut nn, &h, "decoder.mid_block.resnets.0", ch, ch, groups, EPS, None)?;
-    h = mid_attention(&mut nn, &h, "decoder.mid_block.attentions.0", ch, groups)?;
+    if cfg.mid_block_add_attention {
+        h = mid_attention(&mut nn, &h, "decoder.mid_block.attentions.0", ch, groups)?;
+    }
     h = resnet(&mut nn, &h, "decoder.mid_block.resnets.1", ch, ch, groups, EPS, None)?;
     for (i, &out) in rev.iter().enumerate() {
         for j in 0..=cfg.layers_per_block {

@@ -48,6 +48,18 @@ def record(name, got, want, tol=TOL):
     assert diff <= tol, f"{name}: max abs diff {diff} > {tol}"
 
 
+def check_fused(name, graph, export_args, feeds, wants, tmp_path):
+    """Export with --fused-attention (com.microsoft.MultiHeadAttention) and compare in fp32."""
+    path = ref.export(graph, tmp_path / f"{graph}-fused" / "model.onnx", *export_args, "--fused-attention", check=False)
+    import onnx
+
+    ops = {(n.domain, n.op_type) for n in onnx.load(str(path), load_external_data=False).graph.node}
+    assert ("com.microsoft", "MultiHeadAttention") in ops
+    sess = ref.session(path)
+    for o, g, w in zip(sess.get_outputs(), sess.run(None, feeds), wants):
+        record(f"{name}.fused.{o.name}", g, w)
+
+
 def check_fp16(name, graph, export_args, feeds, wants, tmp_path):
     """Export `graph` as fp16 and compare every output (as float32) with the float32 reference."""
     path = ref.export(graph, tmp_path / f"{graph}-fp16" / "model.onnx", *export_args, "--dtype", "fp16")
@@ -143,6 +155,8 @@ def test_unet(tmp_path, variant):
             want = model(torch.from_numpy(x), torch.tensor(t), encoder_hidden_states=torch.from_numpy(ctx)).sample.numpy()
         got = sess.run(None, {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx})[0]
         record(f"unet({variant},{shape},t={t}).out_sample", got, want)
+        check_fused(f"unet({variant},{shape})", "unet", ["--weights", w, "--config", tmp_path / "config.json"],
+                    {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx}, [want], tmp_path)
         if variant == "sd1" and shape[0] == 2:
             check_fp16("unet", "unet", ["--weights", w, "--config", tmp_path / "config.json"],
                        {"sample": x, "timestep": np.array(t, dtype=np.float32), "encoder_hidden_states": ctx}, [want], tmp_path)
@@ -170,8 +184,39 @@ def test_vae_decoder(tmp_path):
             want = model.decode(torch.from_numpy(z)).sample.numpy()
         got = sess.run(None, {"latent_sample": z})[0]
         record(f"vae_decoder({shape}).sample", got, want)
+        check_fused(f"vae_decoder({shape})", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"],
+                    {"latent_sample": z}, [want], tmp_path)
         if shape[0] == 2:
+            # a checkpoint with the legacy attention names (query/key/value/proj_attn, 1x1 conv kernels)
+            legacy = {}
+            for k, v in model.state_dict().items():
+                for new, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")):
+                    if ".attentions." in k and new in k:
+                        k = k.replace(new, old)
+                        v = v[:, :, None, None] if v.dim() == 2 else v
+                legacy[k] = v
+            wl = ref.save_weights(legacy, tmp_path / "legacy.safetensors")
+            lp = ref.export("vae-decoder", tmp_path / "vae-legacy" / "model.onnx", "--weights", wl, "--config", tmp_path / "config.json")
+            record("vae_decoder.legacy_keys.sample", ref.session(lp).run(None, {"latent_sample": z})[0], want)
             check_fp16("vae_decoder", "vae-decoder", ["--weights", w, "--config", tmp_path / "config.json"], {"latent_sample": z}, [want], tmp_path)
+
+
+def test_vae_decoder_without_post_quant_conv_and_mid_attention(tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(32)
+    model = AutoencoderKL(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8, use_post_quant_conv=False,
+                          mid_block_add_attention=False, down_block_types=("DownEncoderBlock2D",) * 2,
+                          up_block_types=("UpDecoderBlock2D",) * 2)
+    model = ref.randomize(model, 33)
+    w = ref.save_weights(model.state_dict(), tmp_path / "diffusion_pytorch_model.safetensors")
+    model.save_config(tmp_path)
+    onnx_path = ref.export("vae-decoder", tmp_path / "vae" / "model.onnx", "--weights", w, "--config", tmp_path / "config.json")
+    ref.check_all_weights_used(onnx_path, model.state_dict(), ignore=("encoder.", "quant_conv."))
+    z = np.random.default_rng(7).standard_normal((1, 4, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = model.decode(torch.from_numpy(z)).sample.numpy()
+    record("vae_decoder(no post_quant_conv, no mid attention).sample", ref.session(onnx_path).run(None, {"latent_sample": z})[0], want)
 
 
 # ----------------------------------------------------------------------------- scorer CLIP
@@ -205,6 +250,17 @@ def test_clip_towers_transformers(tmp_path):
     args = ["--weights", w, "--config", tmp_path / "config.json"]
     check_fp16("clip_transformers", "clip-text", args, {"input_ids": ids}, [want_t], tmp_path)
     check_fp16("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
+    check_fused("clip_transformers", "clip-vision", args, {"pixel_values": pix}, [want_v], tmp_path)
+    # the scorer's bundle folders: clip/{text,vision}_model.onnx + config.json, aesthetic/model.onnx
+    out = tmp_path / "scorer"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "scorer", *map(str, args), "--aesthetic", str(ref.AESTHETIC_PTH),
+                            "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    st, sv, sa = (ref.session(out / f) for f in ("clip/text_model.onnx", "clip/vision_model.onnx", "aesthetic/model.onnx"))
+    assert ref.io_names(sa) == (["image_embeds"], ["score"])
+    record("scorer_folder.text_embeds", st.run(None, {"input_ids": ids})[0], want_t)
+    record("scorer_folder.image_embeds", sv.run(None, {"pixel_values": pix})[0], want_v)
+    assert (out / "clip" / "config.json").is_file()
 
 
 def test_clip_towers_open_clip(tmp_path):
@@ -238,9 +294,15 @@ def test_aesthetic_real_weights(tmp_path):
     assert ref.AESTHETIC_PTH.is_file(), f"aesthetic weights missing at {ref.AESTHETIC_PTH}"
     sd = torch.load(str(ref.AESTHETIC_PTH), map_location="cpu", weights_only=True)
     assert sorted(sd) == sorted(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
+    # built straight from the released .pth (promptist's torch_pickle reader) ...
+    unf = ref.session(ref.export("aesthetic", tmp_path / "a" / "model.onnx", "--weights", ref.AESTHETIC_PTH))
+    fol = ref.session(ref.export("aesthetic-folded", tmp_path / "f" / "model.onnx", "--weights", ref.AESTHETIC_PTH))
+    # ... and from the same weights re-saved as safetensors: identical graphs
     w = ref.save_weights(sd, tmp_path / "aesthetic.safetensors")
-    unf = ref.session(ref.export("aesthetic", tmp_path / "a" / "model.onnx", "--weights", w))
-    fol = ref.session(ref.export("aesthetic-folded", tmp_path / "f" / "model.onnx", "--weights", w))
+    for graph, sub in (("aesthetic", "a"), ("aesthetic-folded", "f")):
+        other = ref.export(graph, tmp_path / f"{graph}-st" / "model.onnx", "--weights", w).parent
+        for f in ("model.onnx", "model.onnx_data"):
+            assert (tmp_path / sub / f).read_bytes() == (other / f).read_bytes(), f"{graph}: .pth and .safetensors exports differ ({f})"
     assert ref.io_names(unf) == (["image_embeds"], ["score"]) == ref.io_names(fol)
     head = torch.nn.Sequential(torch.nn.Linear(768, 1024), torch.nn.Dropout(0.2), torch.nn.Linear(1024, 128), torch.nn.Dropout(0.2),
                                torch.nn.Linear(128, 64), torch.nn.Dropout(0.1), torch.nn.Linear(64, 16), torch.nn.Linear(16, 1))
@@ -260,3 +322,71 @@ def test_aesthetic_real_weights(tmp_path):
     # already-normalised input gives the same scores (normalisation is idempotent)
     xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
     record("aesthetic.prenormalised_input", unf.run(None, {"image_embeds": xn})[0], want, AESTHETIC_TOL)
+
+
+# ----------------------------------------------------------------------------- diffusers folder
+def test_pipeline_folder_to_optimum_layout(tmp_path):
+    """A diffusers pipeline folder (save_pretrained of each component) -> optimum's layout."""
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
+
+    src = tmp_path / "sd"
+    torch.manual_seed(60)
+    te = ref.randomize(transformers.CLIPTextModel(tiny_text_config()), 61)
+    te.save_pretrained(src / "text_encoder")
+    torch.manual_seed(62)
+    unet = ref.randomize(UNet2DConditionModel(sample_size=8, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32,
+                                              norm_num_groups=8, attention_head_dim=2,
+                                              down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")), 63)
+    unet.save_pretrained(src / "unet")
+    torch.manual_seed(64)
+    vae = ref.randomize(AutoencoderKL(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+                                      down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2), 65)
+    vae.save_pretrained(src / "vae")
+    DPMSolverMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(src / "scheduler")
+    out = tmp_path / "onnx"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "pipeline", "--diffusers", str(src), "--out", str(out)],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for sub in ("text_encoder", "unet", "vae_decoder"):
+        assert (out / sub / "model.onnx").is_file() and (out / sub / "config.json").is_file(), sub
+    assert (out / "scheduler" / "scheduler_config.json").is_file()
+    rng = np.random.default_rng(6)
+    ids = ref.eos_ids(rng, 2, 77, 1000, [5, 12])
+    with torch.no_grad():
+        hidden = te(input_ids=torch.from_numpy(ids)).last_hidden_state
+        x = torch.from_numpy(rng.standard_normal((2, 4, 8, 8)).astype(np.float32))
+        eps = unet(x, torch.tensor(500.0), encoder_hidden_states=hidden).sample
+        img = vae.decode(eps).sample
+    te_s, un_s, va_s = (ref.session(out / s / "model.onnx") for s in ("text_encoder", "unet", "vae_decoder"))
+    got_h = te_s.run(None, {"input_ids": ids})[0]
+    record("pipeline.text_encoder.last_hidden_state", got_h, hidden.numpy())
+    got_e = un_s.run(None, {"sample": x.numpy(), "timestep": np.array(500.0, np.float32), "encoder_hidden_states": hidden.numpy()})[0]
+    record("pipeline.unet.out_sample", got_e, eps.numpy())
+    record("pipeline.vae_decoder.sample", va_s.run(None, {"latent_sample": eps.numpy()})[0], img.numpy())
+
+
+def test_random_tiny_pipeline_for_demo_bundles(tmp_path):
+    """`export-sd pipeline --random-seed N --preset tiny`: the three graphs load with optimum's names
+    and run on the real CLIP vocabulary's ids, and the config.json files are the reference
+    libraries' formats (diffusers / transformers accept them)."""
+    import json
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    out = tmp_path / "demo"
+    r = ref.subprocess.run([str(ref.promptist_bin()), "export-sd", "pipeline", "--random-seed", "3", "--preset", "tiny", "--out", str(out)],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    UNet2DConditionModel.from_config(json.loads((out / "unet" / "config.json").read_text()))
+    AutoencoderKL.from_config(json.loads((out / "vae_decoder" / "config.json").read_text()))
+    tcfg = transformers.CLIPTextConfig(**json.loads((out / "text_encoder" / "config.json").read_text()))
+    assert tcfg.vocab_size == 49408 and tcfg.max_position_embeddings == 77
+    te, un, va = (ref.session(out / s / "model.onnx") for s in ("text_encoder", "unet", "vae_decoder"))
+    ids = np.full((2, 77), 49407, np.int64)
+    ids[:, 0] = 49406
+    h = te.run(None, {"input_ids": ids})[0]
+    eps = un.run(None, {"sample": np.ones((2, 4, 8, 8), np.float32), "timestep": np.array(10.0, np.float32), "encoder_hidden_states": h})[0]
+    img = va.run(None, {"latent_sample": eps[:1]})[0]
+    assert h.shape == (2, 77, 32) and eps.shape == (2, 4, 8, 8) and img.shape == (1, 3, 16, 16)
+    assert np.isfinite(img).all()

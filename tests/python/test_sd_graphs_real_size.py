@@ -47,9 +47,9 @@ def numel(sd, keep):
     return sum(v.numel() for k, v in sd.items() if keep(k))
 
 
-def build_and_check(tmp_path, graph, preset, keys, n_params, feeds, want_shapes):
+def build_and_check(tmp_path, graph, preset, keys, n_params, feeds, want_shapes, extra=()):
     t0 = time.time()
-    path = ref.export(graph, tmp_path / graph / "model.onnx", "--random-seed", 7, "--preset", preset, check=False)
+    path = ref.export(graph, tmp_path / graph / "model.onnx", "--random-seed", 7, "--preset", preset, *extra, check=False)
     t1 = time.time()
     got_keys, count = ref.consumed_keys(path)
     assert got_keys == keys, f"{graph}: missing {sorted(keys - got_keys)[:5]}, unknown {sorted(got_keys - keys)[:5]}"
@@ -59,7 +59,7 @@ def build_and_check(tmp_path, graph, preset, keys, n_params, feeds, want_shapes)
     t2 = time.time()
     for o, shape in zip(outs, want_shapes):
         assert o.shape == shape and np.isfinite(o).all(), (graph, o.shape, shape)
-    print(f"{graph}: {n_params / 1e6:.1f}M parameters, export {t1 - t0:.0f}s, load+run {t2 - t1:.0f}s, outputs {[o.shape for o in outs]}")
+    print(f"{graph} {' '.join(extra)}: {n_params / 1e6:.1f}M parameters, export {t1 - t0:.0f}s, load+run {t2 - t1:.0f}s, outputs {[o.shape for o in outs]}")
     del sess
 
 
@@ -71,6 +71,18 @@ def test_real_size_unet(tmp_path):
     feeds = {"sample": rng.standard_normal((2, 4, 8, 8)).astype(np.float32), "timestep": np.array(999.0, np.float32),
              "encoder_hidden_states": rng.standard_normal((2, 77, 768)).astype(np.float32)}
     build_and_check(tmp_path, "unet", "sd15", set(sd), numel(sd, lambda k: True), feeds, [(2, 4, 8, 8)])
+
+
+def test_real_size_unet_fp16_fused(tmp_path):
+    """The fp16 export with fused attention (the GPU configuration) builds and runs too."""
+    from diffusers import UNet2DConditionModel
+
+    sd = meta(lambda: UNet2DConditionModel(**SD15_UNET)).state_dict()
+    rng = np.random.default_rng(0)
+    feeds = {"sample": rng.standard_normal((2, 4, 8, 8)).astype(np.float16), "timestep": np.array(999.0, np.float32),
+             "encoder_hidden_states": rng.standard_normal((2, 77, 768)).astype(np.float16)}
+    build_and_check(tmp_path, "unet", "sd15", set(sd), numel(sd, lambda k: True), feeds, [(2, 4, 8, 8)],
+                    extra=("--dtype", "fp16", "--fused-attention"))
 
 
 def test_real_size_vae_decoder(tmp_path):
