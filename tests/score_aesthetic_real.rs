@@ -11,11 +11,22 @@ use promptist::reward::aesthetic::AestheticHead;
 use score_common::{f32s, run_json};
 
 fn pth() -> PathBuf {
-    let p = std::env::var("PROMPTIST_AESTHETIC_PTH").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
-    });
-    let p = if p.exists() { p } else { PathBuf::from("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth") };
-    assert!(p.exists(), "aesthetic weights not found (set PROMPTIST_AESTHETIC_PTH): {}", p.display());
+    let p = std::env::var("PROMPTIST_AESTHETIC_PTH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+        });
+    let p = if p.exists() {
+        p
+    } else {
+        PathBuf::from("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+    };
+    assert!(
+        p.exists(),
+        "aesthetic weights not found (set PROMPTIST_AESTHETIC_PTH): {}",
+        p.display()
+    );
     p
 }
 
@@ -48,6 +59,9 @@ fn real_head_matches_torch() {
         d_between = d_between.max((a - b).abs());
     }
     eprintln!("aesthetic head vs torch on 64 unit vectors: unfolded {d_unf:e}, folded {d_fold:e}, unfolded vs folded {d_between:e}; scores e.g. {:?}", &want[..4]);
-    assert!(d_unf <= 1e-5 && d_fold <= 1e-5, "unfolded {d_unf:e}, folded {d_fold:e}");
+    assert!(
+        d_unf <= 1e-5 && d_fold <= 1e-5,
+        "unfolded {d_unf:e}, folded {d_fold:e}"
+    );
     assert!(d_between <= 1e-9, "{d_between:e}");
 }

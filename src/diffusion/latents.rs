@@ -48,9 +48,15 @@ pub fn initial_latents(
     init_noise_sigma: f32,
 ) -> Result<Vec<f32>> {
     if batch == 0 {
-        return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
+        return Err(Error::InvalidOptions(
+            "the number of images must be at least 1".into(),
+        ));
     }
-    if width == 0 || height == 0 || !width.is_multiple_of(VAE_SCALE) || !height.is_multiple_of(VAE_SCALE) {
+    if width == 0
+        || height == 0
+        || !width.is_multiple_of(VAE_SCALE)
+        || !height.is_multiple_of(VAE_SCALE)
+    {
         return Err(Error::InvalidOptions(format!(
             "width and height must be positive multiples of {VAE_SCALE}, got {width}x{height}"
         )));
@@ -58,7 +64,11 @@ pub fn initial_latents(
     let per = LATENT_CHANNELS * (height / VAE_SCALE) * (width / VAE_SCALE);
     let mut out = Vec::with_capacity(batch * per);
     for i in 0..batch as u64 {
-        out.extend(gaussian(seed, first_index + i, per).into_iter().map(|z| z * init_noise_sigma));
+        out.extend(
+            gaussian(seed, first_index + i, per)
+                .into_iter()
+                .map(|z| z * init_noise_sigma),
+        );
     }
     Ok(out)
 }
@@ -72,12 +82,18 @@ mod tests {
         let a = initial_latents(42, 0, 2, 64, 64, 1.0).unwrap();
         let b = initial_latents(42, 0, 2, 64, 64, 1.0).unwrap();
         assert_eq!(a.len(), 2 * 4 * 8 * 8);
-        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         // image 1 of a batch equals image 0 started at index 1
         let c = initial_latents(42, 1, 1, 64, 64, 1.0).unwrap();
         assert_eq!(&a[256..], &c[..]);
         assert_ne!(&a[..256], &a[256..]);
-        assert_ne!(initial_latents(43, 0, 1, 64, 64, 1.0).unwrap(), a[..256].to_vec());
+        assert_ne!(
+            initial_latents(43, 0, 1, 64, 64, 1.0).unwrap(),
+            a[..256].to_vec()
+        );
         // scaling by init_noise_sigma
         let s = initial_latents(42, 0, 1, 64, 64, 14.5).unwrap();
         assert!(s.iter().zip(&a).all(|(x, y)| *x == *y * 14.5));
@@ -98,7 +114,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes() {
-        assert_eq!(initial_latents(1, 0, 1, 60, 64, 1.0).unwrap_err().code(), crate::Code::InvalidOptions);
+        assert_eq!(
+            initial_latents(1, 0, 1, 60, 64, 1.0).unwrap_err().code(),
+            crate::Code::InvalidOptions
+        );
         assert!(initial_latents(1, 0, 0, 64, 64, 1.0).is_err());
         assert!(initial_latents(1, 0, 1, 0, 64, 1.0).is_err());
     }

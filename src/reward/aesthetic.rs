@@ -38,9 +38,15 @@ pub struct FoldedHead {
 
 /// L2-normalise an embedding in f64 (as the reference: `x / x.norm(dim=-1, keepdim=True)`).
 pub fn l2_normalize(e: &[f32]) -> Result<Vec<f64>> {
-    let n = e.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+    let n = e
+        .iter()
+        .map(|&v| (v as f64) * (v as f64))
+        .sum::<f64>()
+        .sqrt();
     if n == 0.0 || !n.is_finite() {
-        return Err(Error::InvalidOptions("cannot L2-normalise a zero or non-finite embedding".into()));
+        return Err(Error::InvalidOptions(
+            "cannot L2-normalise a zero or non-finite embedding".into(),
+        ));
     }
     Ok(e.iter().map(|&v| v as f64 / n).collect())
 }
@@ -52,9 +58,9 @@ impl AestheticHead {
         for (li, &k) in LAYER_KEYS.iter().enumerate() {
             let (inf, outf) = (WIDTHS[li], WIDTHS[li + 1]);
             let get = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
-                let (s, v) = tensors
-                    .get(&name)
-                    .ok_or_else(|| Error::ModelFormat(format!("aesthetic head: missing tensor `{name}`")))?;
+                let (s, v) = tensors.get(&name).ok_or_else(|| {
+                    Error::ModelFormat(format!("aesthetic head: missing tensor `{name}`"))
+                })?;
                 if s.as_slice() != shape || v.len() != shape.iter().product::<usize>() {
                     return Err(Error::ModelFormat(format!(
                         "aesthetic head: `{name}` has shape {s:?}, expected {shape:?}"
@@ -88,7 +94,8 @@ impl AestheticHead {
 
     /// Read the head from a safetensors file with the state-dict names (f32 tensors).
     pub fn from_safetensors(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::ModelFormat(format!("{}: {e}", path.display())))?;
         let mut map = HashMap::new();
@@ -145,7 +152,11 @@ impl AestheticHead {
         let mut b = last.bias[0] as f64;
         for l in self.layers[..self.layers.len() - 1].iter().rev() {
             // score = v . (W x + c) + b = (W^T v) . x + (v . c + b)
-            b += v.iter().zip(&l.bias).map(|(&a, &c)| a * c as f64).sum::<f64>();
+            b += v
+                .iter()
+                .zip(&l.bias)
+                .map(|(&a, &c)| a * c as f64)
+                .sum::<f64>();
             let mut nv = vec![0.0f64; l.in_features];
             for (o, &vo) in v.iter().enumerate() {
                 let row = &l.weight[o * l.in_features..(o + 1) * l.in_features];
@@ -216,7 +227,10 @@ mod tests {
     #[test]
     fn shape_errors() {
         let mut map = HashMap::new();
-        map.insert("layers.0.weight".to_string(), (vec![1024, 767], vec![0.0; 1024 * 767]));
+        map.insert(
+            "layers.0.weight".to_string(),
+            (vec![1024, 767], vec![0.0; 1024 * 767]),
+        );
         let e = AestheticHead::from_state_dict(&map).unwrap_err();
         assert!(e.to_string().contains("layers.0.weight"), "{e}");
         let head = random_head(3);

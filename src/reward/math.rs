@@ -48,7 +48,9 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f64> {
         bb += y * y;
     }
     if aa == 0.0 || bb == 0.0 {
-        return Err(Error::InvalidOptions("cosine similarity of a zero embedding".into()));
+        return Err(Error::InvalidOptions(
+            "cosine similarity of a zero embedding".into(),
+        ));
     }
     Ok(ab / (aa.sqrt() * bb.sqrt()))
 }
@@ -56,9 +58,15 @@ pub fn cosine_similarity(a: &[f32], b: &[f32]) -> Result<f64> {
 /// The Promptist reward from per-image aesthetic scores of y's and x's images and the similarities
 /// s_i of y's images to x's text. `aesthetic_y` and `similarity` are per image of y (same length);
 /// `aesthetic_x` per image of x (any non-zero length).
-pub fn promptist_reward(aesthetic_y: &[f64], aesthetic_x: &[f64], similarity: &[f64]) -> Result<Reward> {
+pub fn promptist_reward(
+    aesthetic_y: &[f64],
+    aesthetic_x: &[f64],
+    similarity: &[f64],
+) -> Result<Reward> {
     if aesthetic_y.is_empty() || aesthetic_x.is_empty() {
-        return Err(Error::InvalidOptions("the reward needs at least one image of x and of y".into()));
+        return Err(Error::InvalidOptions(
+            "the reward needs at least one image of x and of y".into(),
+        ));
     }
     if aesthetic_y.len() != similarity.len() {
         return Err(Error::InvalidOptions(format!(
@@ -70,8 +78,11 @@ pub fn promptist_reward(aesthetic_y: &[f64], aesthetic_x: &[f64], similarity: &[
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let base = mean(aesthetic_x);
     let n = aesthetic_y.len() as f64;
-    let per_image: Vec<f64> =
-        aesthetic_y.iter().zip(similarity).map(|(&a, &s)| a - base + relevance_term(s)).collect();
+    let per_image: Vec<f64> = aesthetic_y
+        .iter()
+        .zip(similarity)
+        .map(|(&a, &s)| a - base + relevance_term(s))
+        .collect();
     Ok(Reward {
         reward: per_image.iter().sum::<f64>() / n,
         relevance: similarity.iter().map(|&s| relevance_term(s)).sum::<f64>() / n,
@@ -82,9 +93,52 @@ pub fn promptist_reward(aesthetic_y: &[f64], aesthetic_x: &[f64], similarity: &[
     })
 }
 
+/// The reward from CLIP embeddings: `text_x` is the CLIP text embedding of x; `images_y` /
+/// `images_x` the CLIP image embeddings of y's / x's images; `head` scores L2-normalised image
+/// embeddings (the aesthetic predictor, folded).
+pub fn reward_from_embeddings(
+    head: &crate::reward::aesthetic::FoldedHead,
+    text_x: &[f32],
+    images_y: &[Vec<f32>],
+    images_x: &[Vec<f32>],
+) -> Result<Reward> {
+    let aesthetic_y = images_y
+        .iter()
+        .map(|e| head.score(e))
+        .collect::<Result<Vec<_>>>()?;
+    let aesthetic_x = images_x
+        .iter()
+        .map(|e| head.score(e))
+        .collect::<Result<Vec<_>>>()?;
+    let similarity = images_y
+        .iter()
+        .map(|e| cosine_similarity(e, text_x))
+        .collect::<Result<Vec<_>>>()?;
+    promptist_reward(&aesthetic_y, &aesthetic_x, &similarity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_embeddings_by_hand() {
+        use crate::reward::aesthetic::FoldedHead;
+        // A(e) = e1/|e| + 2 e2/|e|; x's images both [1, 0] -> mean A(x) = 1.
+        let head = FoldedHead {
+            w: vec![1.0, 2.0],
+            b: 0.0,
+        };
+        let text_x = [3.0f32, 0.0];
+        let y = vec![vec![2.0f32, 0.0], vec![0.0, 5.0]];
+        let x = vec![vec![1.0f32, 0.0], vec![4.0, 0.0]];
+        let r = reward_from_embeddings(&head, &text_x, &y, &x).unwrap();
+        // y0: s = 1, A = 1 -> 1 - 1 + 0 = 0; y1: s = 0, A = 2 -> 2 - 1 - 5.6 = -4.6; mean -2.3
+        assert!((r.reward + 2.3).abs() < 1e-12, "{}", r.reward);
+        assert_eq!(r.similarity, vec![1.0, 0.0]);
+        assert_eq!(r.aesthetic_y, vec![1.0, 2.0]);
+        assert_eq!(r.aesthetic_x, vec![1.0, 1.0]);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
@@ -135,7 +189,13 @@ mod tests {
         assert!(promptist_reward(&[1.0, 2.0], &[1.0], &[0.1]).is_err());
         assert!(cosine_similarity(&[1.0], &[1.0, 2.0]).is_err());
         assert!(cosine_similarity(&[0.0, 0.0], &[1.0, 2.0]).is_err());
-        assert!(close(cosine_similarity(&[1.0, 0.0], &[0.0, 2.0]).unwrap(), 0.0));
-        assert!(close(cosine_similarity(&[1.0, 1.0], &[2.0, 2.0]).unwrap(), 1.0));
+        assert!(close(
+            cosine_similarity(&[1.0, 0.0], &[0.0, 2.0]).unwrap(),
+            0.0
+        ));
+        assert!(close(
+            cosine_similarity(&[1.0, 1.0], &[2.0, 2.0]).unwrap(),
+            1.0
+        ));
     }
 }

@@ -6,7 +6,9 @@ pub mod math;
 pub mod preprocess;
 
 pub use aesthetic::{AestheticHead, FoldedHead};
-pub use math::{cosine_similarity, promptist_reward, relevance_term, Reward};
+pub use math::{
+    cosine_similarity, promptist_reward, relevance_term, reward_from_embeddings, Reward,
+};
 
 // The reward's models (issue 3).
 pub mod scorer;

@@ -1,8 +1,8 @@
 //! CLIP image preprocessing as open_clip's eval `image_transform` does it on a PIL image:
 //! torchvision `Resize(224, BICUBIC)` (shortest side to 224, the other side
 //! `int(224 * long / short)`, resampled by Pillow's separable BICUBIC with antialiasing: a = -0.5
-//! cubic kernel stretched by the downscale factor, 22-bit fixed-point weights, a horizontal pass
-//! then a vertical pass, each rounded to 8 bits), `CenterCrop(224)` (offsets
+//! cubic kernel stretched by the downscale factor, 22-bit fixed-point weights, two passes each
+//! rounded to 8 bits, in Pillow 13's order), `CenterCrop(224)` (offsets
 //! `round((size - 224) / 2)`, ties to even), `ToTensor` (/255) and `Normalize` with CLIP's mean and
 //! std, in f32. Facts from Pillow's `Resample.c` and torchvision's transforms.
 
@@ -41,15 +41,20 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
             // C casts truncate toward zero.
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let w: Vec<f64> =
-                (xmin..xmax).map(|x| bicubic((x as f64 - center + 0.5) * ss)).collect();
+            let w: Vec<f64> = (xmin..xmax)
+                .map(|x| bicubic((x as f64 - center + 0.5) * ss))
+                .collect();
             let total: f64 = w.iter().sum();
             let k = w
                 .iter()
                 .map(|&v| {
                     let v = if total != 0.0 { v / total } else { v };
                     let f = v * (1u32 << PRECISION_BITS) as f64;
-                    if v < 0.0 { (f - 0.5) as i32 } else { (f + 0.5) as i32 }
+                    if v < 0.0 {
+                        (f - 0.5) as i32
+                    } else {
+                        (f + 0.5) as i32
+                    }
                 })
                 .collect();
             (xmin, k)
@@ -67,52 +72,74 @@ fn clip8(ss: i32) -> u8 {
     }
 }
 
-/// Pillow's `Image.resize((new_w, new_h), BICUBIC)` on an RGB8 image (row-major, 3 bytes/pixel).
-pub fn resize_bicubic_rgb8(rgb: &[u8], w: usize, h: usize, new_w: usize, new_h: usize) -> Result<Vec<u8>> {
-    if w == 0 || h == 0 || new_w == 0 || new_h == 0 || rgb.len() != w * h * 3 {
-        return Err(Error::InvalidOptions(format!(
-            "resize: {w}x{h} image with {} bytes to {new_w}x{new_h}",
-            rgb.len()
-        )));
-    }
+/// One separable pass over an RGB8 image: resample along x (`horizontal`) or y.
+fn pass(src: &[u8], w: usize, h: usize, horizontal: bool, new_len: usize) -> Vec<u8> {
     let half = 1i32 << (PRECISION_BITS - 1);
-    // Horizontal pass (skipped when the width is unchanged, as Pillow does).
-    let tmp: Vec<u8> = if new_w != w {
-        let cx = coefficients(w, new_w);
-        let mut out = vec![0u8; new_w * h * 3];
+    if horizontal {
+        let cx = coefficients(w, new_len);
+        let mut out = vec![0u8; new_len * h * 3];
         for y in 0..h {
-            let row = &rgb[y * w * 3..(y + 1) * w * 3];
+            let row = &src[y * w * 3..(y + 1) * w * 3];
             for (xx, (xmin, k)) in cx.iter().enumerate() {
                 for c in 0..3 {
                     let mut ss = half;
                     for (j, &kj) in k.iter().enumerate() {
                         ss += row[(xmin + j) * 3 + c] as i32 * kj;
                     }
-                    out[(y * new_w + xx) * 3 + c] = clip8(ss);
+                    out[(y * new_len + xx) * 3 + c] = clip8(ss);
                 }
             }
         }
         out
     } else {
-        rgb.to_vec()
-    };
-    if new_h == h {
-        return Ok(tmp);
-    }
-    let cy = coefficients(h, new_h);
-    let mut out = vec![0u8; new_w * new_h * 3];
-    for (yy, (ymin, k)) in cy.iter().enumerate() {
-        for x in 0..new_w {
-            for c in 0..3 {
-                let mut ss = half;
-                for (j, &kj) in k.iter().enumerate() {
-                    ss += tmp[((ymin + j) * new_w + x) * 3 + c] as i32 * kj;
+        let cy = coefficients(h, new_len);
+        let mut out = vec![0u8; w * new_len * 3];
+        for (yy, (ymin, k)) in cy.iter().enumerate() {
+            for x in 0..w {
+                for c in 0..3 {
+                    let mut ss = half;
+                    for (j, &kj) in k.iter().enumerate() {
+                        ss += src[((ymin + j) * w + x) * 3 + c] as i32 * kj;
+                    }
+                    out[(yy * w + x) * 3 + c] = clip8(ss);
                 }
-                out[(yy * new_w + x) * 3 + c] = clip8(ss);
             }
         }
+        out
     }
-    Ok(out)
+}
+
+/// Pillow's `Image.resize((new_w, new_h), BICUBIC)` on an RGB8 image (row-major, 3 bytes/pixel).
+///
+/// Pass order as Pillow 13 (PR #9549): vertical first when the height shrinks by more than twice
+/// as many pixels as the width (`new_h < h && h - new_h > 2 (w - new_w)`), else horizontal first;
+/// a pass whose size does not change is skipped. (The rule was read off Pillow 13.0.0's output:
+/// it held on 680 size pairs where the two orders differ, incl. the equality edge.)
+pub fn resize_bicubic_rgb8(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    new_w: usize,
+    new_h: usize,
+) -> Result<Vec<u8>> {
+    if w == 0 || h == 0 || new_w == 0 || new_h == 0 || rgb.len() != w * h * 3 {
+        return Err(Error::InvalidOptions(format!(
+            "resize: {w}x{h} image with {} bytes to {new_w}x{new_h}",
+            rgb.len()
+        )));
+    }
+    let (need_h, need_v) = (new_w != w, new_h != h);
+    let vertical_first =
+        need_h && need_v && new_h < h && (h - new_h) as i64 > 2 * (w as i64 - new_w as i64);
+    Ok(match (need_h, need_v) {
+        (false, false) => rgb.to_vec(),
+        (true, false) => pass(rgb, w, h, true, new_w),
+        (false, true) => pass(rgb, w, h, false, new_h),
+        (true, true) if vertical_first => {
+            pass(&pass(rgb, w, h, false, new_h), w, new_h, true, new_w)
+        }
+        (true, true) => pass(&pass(rgb, w, h, true, new_w), new_w, h, false, new_h),
+    })
 }
 
 /// torchvision's size for `Resize(size)` with an int: the shortest side becomes `size`.
@@ -128,7 +155,11 @@ pub fn shortest_side_size(w: usize, h: usize, size: usize) -> (usize, usize) {
 pub fn clip_preprocess(rgb: &[u8], w: usize, h: usize) -> Result<Vec<f32>> {
     let s = CLIP_IMAGE_SIZE;
     let (rw, rh) = shortest_side_size(w, h, s);
-    let resized = if (rw, rh) == (w, h) { rgb.to_vec() } else { resize_bicubic_rgb8(rgb, w, h, rw, rh)? };
+    let resized = if (rw, rh) == (w, h) {
+        rgb.to_vec()
+    } else {
+        resize_bicubic_rgb8(rgb, w, h, rw, rh)?
+    };
     let top = ((rh - s) as f64 / 2.0).round_ties_even() as usize;
     let left = ((rw - s) as f64 / 2.0).round_ties_even() as usize;
     let mut out = vec![0f32; 3 * s * s];

@@ -19,6 +19,7 @@
 //! ASCII and the ideographic space to ASCII, control characters removed. NOT implemented: ftfy's
 //! mojibake repair (text that was decoded with the wrong codec), which can differ on such input.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -93,7 +94,13 @@ fn html_unescape(text: &str) -> String {
             };
             let n = digits_src
                 .chars()
-                .take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() })
+                .take_while(|c| {
+                    if hex {
+                        c.is_ascii_hexdigit()
+                    } else {
+                        c.is_ascii_digit()
+                    }
+                })
                 .count();
             if n > 0 {
                 let digits = &digits_src[..n];
@@ -172,7 +179,10 @@ fn ftfy_subset(text: &str) -> String {
 
 /// Collapse whitespace runs to one space and strip the ends (`" ".join(text.split())`).
 fn whitespace_clean(text: &str) -> String {
-    text.split(is_py_space).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+    text.split(is_py_space)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Clean `text` as the chosen reference does before splitting.
@@ -207,12 +217,14 @@ pub fn clean(text: &str, mode: CleanMode) -> String {
 impl ClipTokenizer {
     /// Build from CLIP's gzipped merges file (`bpe_simple_vocab_16e6.txt.gz`).
     pub fn from_bpe_gz(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(file)
             .read_to_string(&mut text)
             .map_err(|e| Error::io(format!("decompressing {}", path.display()), e))?;
-        Self::from_merges_text(&text).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))
+        Self::from_merges_text(&text)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))
     }
 
     /// Build from the decompressed merges text (header line, then one merge per line).
@@ -230,11 +242,19 @@ impl ClipTokenizer {
             let mut parts = line.split_whitespace();
             match (parts.next(), parts.next(), parts.next()) {
                 (Some(a), Some(b), None) => merges.push((a.to_string(), b.to_string())),
-                _ => return Err(Error::Tokenizer(format!("bad merge on line {}: {line:?}", i + 2))),
+                _ => {
+                    return Err(Error::Tokenizer(format!(
+                        "bad merge on line {}: {line:?}",
+                        i + 2
+                    )))
+                }
             }
         }
         // Byte symbols in bytes_to_unicode order (the printable ranges first, then the rest).
-        let mut bytes: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xa1..=0xac).chain(0xae..=0xff).collect();
+        let mut bytes: Vec<u32> = (b'!' as u32..=b'~' as u32)
+            .chain(0xa1..=0xac)
+            .chain(0xae..=0xff)
+            .collect();
         let mut symbols: Vec<char> = bytes.iter().filter_map(|&b| char::from_u32(b)).collect();
         let mut extra = 0u32;
         for b in 0..256u32 {
@@ -250,26 +270,83 @@ impl ClipTokenizer {
         vocab.push(START_OF_TEXT.to_string());
         vocab.push(END_OF_TEXT.to_string());
         if vocab.len() != VOCAB_SIZE {
-            return Err(Error::Tokenizer(format!("built {} tokens, expected {VOCAB_SIZE}", vocab.len())));
+            return Err(Error::Tokenizer(format!(
+                "built {} tokens, expected {VOCAB_SIZE}",
+                vocab.len()
+            )));
         }
-        let map: tokenizers::models::bpe::Vocab = vocab.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        let map: HashMap<String, u32> = vocab
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i as u32))
+            .collect();
+        Self::from_vocab_and_merges(map, merges)
+    }
+
+    /// Build from a token -> id map and ordered merges (as in a transformers CLIP `tokenizer/`
+    /// folder: `vocab.json` + `merges.txt`).
+    pub fn from_vocab_and_merges(
+        vocab: HashMap<String, u32>,
+        merges: Vec<(String, String)>,
+    ) -> Result<Self> {
+        let map: tokenizers::models::bpe::Vocab = vocab.into_iter().collect();
         let bpe = BPE::builder()
             .vocab_and_merges(map, merges)
             .end_of_word_suffix("</w>".to_string())
             .unk_token(END_OF_TEXT.to_string())
             .build()
             .map_err(|e| Error::Tokenizer(format!("building the CLIP BPE: {e}")))?;
-        let split = Split::new(SplitPattern::Regex(PATTERN.to_string()), SplitDelimiterBehavior::Removed, true)
-            .map_err(|e| Error::Tokenizer(format!("CLIP split regex: {e}")))?;
+        let split = Split::new(
+            SplitPattern::Regex(PATTERN.to_string()),
+            SplitDelimiterBehavior::Removed,
+            true,
+        )
+        .map_err(|e| Error::Tokenizer(format!("CLIP split regex: {e}")))?;
         let byte_level = ByteLevel::new(false, false, false);
         let mut tokenizer = Tokenizer::new(bpe);
         tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
             PreTokenizerWrapper::Split(split),
             PreTokenizerWrapper::ByteLevel(byte_level),
         ]))));
-        let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| Error::Tokenizer(format!("{t} missing")));
+        let id = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| Error::Tokenizer(format!("{t} missing")))
+        };
         let (sot, eot) = (id(START_OF_TEXT)?, id(END_OF_TEXT)?);
-        Ok(Self { tokenizer, sot, eot })
+        Ok(Self {
+            tokenizer,
+            sot,
+            eot,
+        })
+    }
+
+    /// Build from a transformers CLIP tokenizer folder's `vocab.json` and `merges.txt` (the
+    /// optimum / diffusers `tokenizer/` layout; `merges.txt` starts with a `#version` line).
+    pub fn from_vocab_merges_files(vocab_json: &Path, merges_txt: &Path) -> Result<Self> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))
+        };
+        let vocab: HashMap<String, u32> = serde_json::from_str(&read(vocab_json)?)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", vocab_json.display())))?;
+        let mut merges = Vec::new();
+        for (i, line) in read(merges_txt)?.lines().enumerate() {
+            if line.starts_with("#version") || line.trim().is_empty() {
+                continue;
+            }
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), None) => merges.push((a.to_string(), b.to_string())),
+                _ => {
+                    return Err(Error::Tokenizer(format!(
+                        "{}: bad merge on line {}: {line:?}",
+                        merges_txt.display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+        Self::from_vocab_and_merges(vocab, merges)
     }
 
     pub fn start_of_text(&self) -> u32 {
@@ -292,9 +369,17 @@ impl ClipTokenizer {
 
     /// `[start] + ids + [end]`, truncated to `context_length` with the end token kept last, then
     /// padded to `context_length`.
-    pub fn tokenize(&self, text: &str, mode: CleanMode, context_length: usize, padding: ClipPadding) -> Result<Vec<u32>> {
+    pub fn tokenize(
+        &self,
+        text: &str,
+        mode: CleanMode,
+        context_length: usize,
+        padding: ClipPadding,
+    ) -> Result<Vec<u32>> {
         if context_length < 2 {
-            return Err(Error::InvalidOptions(format!("CLIP context length {context_length} < 2")));
+            return Err(Error::InvalidOptions(format!(
+                "CLIP context length {context_length} < 2"
+            )));
         }
         let ids = self.encode(text, mode)?;
         let mut out = Vec::with_capacity(context_length);
@@ -311,13 +396,23 @@ impl ClipTokenizer {
 
     /// The scorer's tokens: open_clip cleaning, 77 tokens, zero padding (`open_clip.tokenize`).
     pub fn tokenize_open_clip(&self, text: &str) -> Result<Vec<u32>> {
-        self.tokenize(text, CleanMode::OpenClip, CONTEXT_LENGTH, ClipPadding::Zeros)
+        self.tokenize(
+            text,
+            CleanMode::OpenClip,
+            CONTEXT_LENGTH,
+            ClipPadding::Zeros,
+        )
     }
 
     /// Stable Diffusion's text-encoder tokens: transformers' CLIPTokenizer with
     /// `padding="max_length", max_length=77, truncation=True` (padded with the end token).
     pub fn tokenize_sd(&self, text: &str) -> Result<Vec<u32>> {
-        self.tokenize(text, CleanMode::Transformers, CONTEXT_LENGTH, ClipPadding::EndOfText)
+        self.tokenize(
+            text,
+            CleanMode::Transformers,
+            CONTEXT_LENGTH,
+            ClipPadding::EndOfText,
+        )
     }
 }
 
@@ -327,10 +422,25 @@ mod tests {
 
     #[test]
     fn cleaning() {
-        assert_eq!(clean("  A\n\n  Cat\t&amp;amp; DOG ", CleanMode::OpenClip), "a cat & dog");
-        assert_eq!(clean("&lt;b&gt; &#65;&#x42;", CleanMode::OpenClip), "<b> ab");
-        assert_eq!(clean("\u{201c}Hi\u{201d} \u{fb01}ne", CleanMode::OpenClip), "\"hi\" fine");
-        assert_eq!(clean("  A\n\n  Cat&amp;", CleanMode::Transformers), " a cat&amp;");
-        assert_eq!(html_unescape("a & b &unknown; &#0;"), "a & b &unknown; \u{fffd}");
+        assert_eq!(
+            clean("  A\n\n  Cat\t&amp;amp; DOG ", CleanMode::OpenClip),
+            "a cat & dog"
+        );
+        assert_eq!(
+            clean("&lt;b&gt; &#65;&#x42;", CleanMode::OpenClip),
+            "<b> ab"
+        );
+        assert_eq!(
+            clean("\u{201c}Hi\u{201d} \u{fb01}ne", CleanMode::OpenClip),
+            "\"hi\" fine"
+        );
+        assert_eq!(
+            clean("  A\n\n  Cat&amp;", CleanMode::Transformers),
+            " a cat&amp;"
+        );
+        assert_eq!(
+            html_unescape("a & b &unknown; &#0;"),
+            "a & b &unknown; \u{fffd}"
+        );
     }
 }

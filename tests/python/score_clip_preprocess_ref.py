@@ -1,7 +1,8 @@
 """Reference for the CLIP preprocessing test: writes random RGB8 images of several sizes into DIR
 (img_K.rgb, row-major HxWx3) and open_clip's eval transform of each (ref_K.f32, 3x224x224 LE f32,
-`image_transform(224, is_train=False)` with OpenAI CLIP mean/std on a PIL image); prints the list
-of (width, height) as JSON.
+`image_transform(224, is_train=False)` with OpenAI CLIP mean/std on a PIL image), and 60 random
+plain resizes (rs_K.rgb -> rs_K.out, Pillow `resize(..., BICUBIC)`, up and down, both pass
+orders); prints {"images": [[w, h], ...], "resize": [[w, h, new_w, new_h], ...]} as JSON.
 
 usage: score_clip_preprocess_ref.py DIR
 """
@@ -46,7 +47,18 @@ def main():
         assert tuple(t.shape) == (3, 224, 224)
         t.numpy().astype("<f4").tofile(os.path.join(out, f"ref_{k}.f32"))
         shapes.append([w, h])
-    json.dump(shapes, sys.stdout)
+    pairs = []
+    for k in range(60):
+        w, h = (int(v) for v in rng.integers(8, 300, 2))
+        nw, nh = (int(v) for v in rng.integers(4, 300, 2))
+        if k % 3 == 0:  # height shrinks more than twice the width: Pillow's vertical-first order
+            nw, nh = max(4, w - int(rng.integers(0, 10))), max(4, h - int(rng.integers(25, 60)))
+        arr = image(rng, w, h, k % 2)
+        arr.tofile(os.path.join(out, f"rs_{k}.rgb"))
+        res = np.asarray(Image.fromarray(arr, "RGB").resize((nw, nh), Image.BICUBIC))
+        res.tofile(os.path.join(out, f"rs_{k}.out"))
+        pairs.append([w, h, nw, nh])
+    json.dump({"images": shapes, "resize": pairs}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ strings) and prints JSON with, per string, open_clip's ids (SimpleTokenizer buil
 `tokenize`: 77 tokens, zero padding) and transformers' CLIPTokenizer ids (built from the same
 file's vocab and merges; padding="max_length", max_length=77, truncation=True).
 
-usage: score_clip_tokenizer_ref.py BPE_GZ
+usage: score_clip_tokenizer_ref.py BPE_GZ [SAVE_DIR]
+  SAVE_DIR: also write the vocabulary in the layout of SD's `tokenizer/` folder there
+            (vocab.json, merges.txt with its `#version: 0.2` header).
 """
 import gzip
 import json
@@ -78,6 +80,12 @@ def main():
         unk_token="<|endoftext|>", bos_token="<|startoftext|>", eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
     )
+    if len(sys.argv) > 2:
+        import os
+        with open(os.path.join(sys.argv[2], "vocab.json"), "w", encoding="utf-8") as f:
+            json.dump({t: i for i, t in enumerate(vocab)}, f, ensure_ascii=False)
+        with open(os.path.join(sys.argv[2], "merges.txt"), "w", encoding="utf-8") as f:
+            f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
     tf_ids = tf(strings, padding="max_length", max_length=77, truncation=True).input_ids
     json.dump({"strings": strings, "open_clip": oc_ids, "transformers": tf_ids,
                "transformers_class": type(tf).__name__}, sys.stdout)

@@ -19,12 +19,24 @@ pub fn torch_linspace_f32(start: f64, end: f64, n: usize) -> Vec<f32> {
     let step = (e - s) / (n - 1) as f32;
     let half = n / 2;
     (0..n)
-        .map(|i| if i < half { step.mul_add(i as f32, s) } else { (-step).mul_add((n - i - 1) as f32, e) })
+        .map(|i| {
+            if i < half {
+                step.mul_add(i as f32, s)
+            } else {
+                (-step).mul_add((n - i - 1) as f32, e)
+            }
+        })
         .collect()
 }
 
 /// Betas of `beta_schedule` ("linear" or "scaled_linear").
-pub fn betas(schedule: &str, beta_start: f64, beta_end: f64, n: usize, who: &str) -> Result<Vec<f32>> {
+pub fn betas(
+    schedule: &str,
+    beta_start: f64,
+    beta_end: f64,
+    n: usize,
+    who: &str,
+) -> Result<Vec<f32>> {
     match schedule {
         "linear" => Ok(torch_linspace_f32(beta_start, beta_end, n)),
         "scaled_linear" => Ok(torch_linspace_f32(beta_start.sqrt(), beta_end.sqrt(), n)

@@ -26,7 +26,9 @@ impl<'de> Deserialize<'de> for JsonF64 {
                 "-Infinity" => Ok(JsonF64(f64::NEG_INFINITY)),
                 "Infinity" => Ok(JsonF64(f64::INFINITY)),
                 "NaN" => Ok(JsonF64(f64::NAN)),
-                other => Err(serde::de::Error::custom(format!("expected a number, got {other:?}"))),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, got {other:?}"
+                ))),
             },
         }
     }

@@ -74,8 +74,18 @@ impl DdimScheduler {
             WHO,
         )?;
         let ac = alphas_cumprod(&b);
-        let final_alpha_cumprod = if settings.set_alpha_to_one { 1.0 } else { ac[0] };
-        Ok(Self { settings, alphas_cumprod: ac, final_alpha_cumprod, timesteps: Vec::new(), num_inference_steps: 0 })
+        let final_alpha_cumprod = if settings.set_alpha_to_one {
+            1.0
+        } else {
+            ac[0]
+        };
+        Ok(Self {
+            settings,
+            alphas_cumprod: ac,
+            final_alpha_cumprod,
+            timesteps: Vec::new(),
+            num_inference_steps: 0,
+        })
     }
 
     pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
@@ -90,7 +100,9 @@ impl DdimScheduler {
         usize::try_from(t)
             .ok()
             .and_then(|i| self.alphas_cumprod.get(i).copied())
-            .ok_or_else(|| Error::InvalidOptions(format!("{WHO}: timestep {t} is outside the schedule")))
+            .ok_or_else(|| {
+                Error::InvalidOptions(format!("{WHO}: timestep {t} is outside the schedule"))
+            })
     }
 }
 
@@ -110,7 +122,10 @@ impl Scheduler for DdimScheduler {
                 .collect(),
             Spacing::Leading => {
                 let ratio = (train / n) as i64;
-                (0..n as i64).rev().map(|i| i * ratio + self.settings.steps_offset).collect()
+                (0..n as i64)
+                    .rev()
+                    .map(|i| i * ratio + self.settings.steps_offset)
+                    .collect()
             }
             Spacing::Trailing => np_arange(train as f64, 0.0, -(train as f64 / n as f64))
                 .iter()
@@ -136,19 +151,29 @@ impl Scheduler for DdimScheduler {
 
     fn step(&mut self, model_output: &[f32], timestep: i64, sample: &[f32]) -> Result<Vec<f32>> {
         if self.num_inference_steps == 0 {
-            return Err(Error::InvalidOptions(format!("{WHO}: call set_timesteps before step")));
+            return Err(Error::InvalidOptions(format!(
+                "{WHO}: call set_timesteps before step"
+            )));
         }
         check_len("model_output", model_output.len(), sample.len())?;
-        let prev_t = timestep - (self.settings.num_train_timesteps / self.num_inference_steps) as i64;
+        let prev_t =
+            timestep - (self.settings.num_train_timesteps / self.num_inference_steps) as i64;
         let a_t = self.alpha_at(timestep)?;
-        let a_prev = if prev_t >= 0 { self.alpha_at(prev_t)? } else { self.final_alpha_cumprod };
+        let a_prev = if prev_t >= 0 {
+            self.alpha_at(prev_t)?
+        } else {
+            self.final_alpha_cumprod
+        };
         let (a_t, a_prev) = (a_t as f64, a_prev as f64);
         let b_t = 1.0 - a_t;
         let (sa, sb) = (a_t.sqrt(), b_t.sqrt());
         // eta = 0: std_dev_t = 0, so the direction coefficient is sqrt(1 - a_prev).
         let dir = (1.0 - a_prev).sqrt();
         let sa_prev = a_prev.sqrt();
-        let clip = self.settings.clip_sample.then_some(self.settings.clip_sample_range as f64);
+        let clip = self
+            .settings
+            .clip_sample
+            .then_some(self.settings.clip_sample_range as f64);
         Ok(sample
             .iter()
             .zip(model_output)

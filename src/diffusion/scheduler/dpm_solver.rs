@@ -228,29 +228,41 @@ impl DpmSolverMultistepScheduler {
         let last = self.settings.num_train_timesteps as f64; // lambda_min_clipped = -inf
         match self.settings.spacing {
             Spacing::Linspace => {
-                let mut v: Vec<i64> =
-                    np_linspace(0.0, last - 1.0, n + 1).iter().map(|x| x.round_ties_even() as i64).collect();
+                let mut v: Vec<i64> = np_linspace(0.0, last - 1.0, n + 1)
+                    .iter()
+                    .map(|x| x.round_ties_even() as i64)
+                    .collect();
                 v.reverse();
                 v.pop();
                 v
             }
             Spacing::Leading => {
                 let ratio = (self.settings.num_train_timesteps / (n + 1)) as i64;
-                let mut v: Vec<i64> = (0..=n as i64).map(|i| i * ratio + self.settings.steps_offset).collect();
+                let mut v: Vec<i64> = (0..=n as i64)
+                    .map(|i| i * ratio + self.settings.steps_offset)
+                    .collect();
                 v.reverse();
                 v.pop();
                 v
             }
             Spacing::Trailing => {
                 let ratio = self.settings.num_train_timesteps as f64 / n as f64;
-                np_arange(last, 0.0, -ratio).iter().map(|x| x.round_ties_even() as i64 - 1).collect()
+                np_arange(last, 0.0, -ratio)
+                    .iter()
+                    .map(|x| x.round_ties_even() as i64 - 1)
+                    .collect()
             }
         }
     }
 
     fn index_for_timestep(&self, t: i64) -> usize {
-        let hits: Vec<usize> =
-            self.timesteps.iter().enumerate().filter(|(_, &x)| x == t).map(|(i, _)| i).collect();
+        let hits: Vec<usize> = self
+            .timesteps
+            .iter()
+            .enumerate()
+            .filter(|(_, &x)| x == t)
+            .map(|(i, _)| i)
+            .collect();
         match hits.len() {
             0 => self.timesteps.len() - 1,
             1 => hits[0],
@@ -260,7 +272,10 @@ impl DpmSolverMultistepScheduler {
 
     fn convert_model_output(&self, model_output: &[f32], sample: &[f32], i: usize) -> Vec<f64> {
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[i]);
-        let it = sample.iter().zip(model_output).map(|(&x, &m)| (x as f64, m as f64));
+        let it = sample
+            .iter()
+            .zip(model_output)
+            .map(|(&x, &m)| (x as f64, m as f64));
         match self.settings.prediction {
             Prediction::Epsilon => it.map(|(x, e)| (x - sigma_t * e) / alpha_t).collect(),
             Prediction::VPrediction => it.map(|(x, v)| alpha_t * x - sigma_t * v).collect(),
@@ -273,7 +288,11 @@ impl DpmSolverMultistepScheduler {
         let h = lambda(alpha_t, sigma_t) - lambda(alpha_s, sigma_s);
         let a = sigma_t / sigma_s;
         let b = alpha_t * ((-h).exp() - 1.0);
-        sample.iter().zip(x0).map(|(&x, &d)| (a * x as f64 - b * d) as f32).collect()
+        sample
+            .iter()
+            .zip(x0)
+            .map(|(&x, &d)| (a * x as f64 - b * d) as f32)
+            .collect()
     }
 
     fn second_order(&self, m0: &[f64], m1: &[f64], sample: &[f32], i: usize) -> Vec<f32> {
@@ -289,7 +308,11 @@ impl DpmSolverMultistepScheduler {
         let em1 = (-h).exp() - 1.0;
         let b = alpha_t * em1;
         // D1 = (m0 - m1) / r0; midpoint: x = a x - b D0 - b/2 D1; heun: x = a x - b D0 + c D1.
-        let c = if self.settings.heun { alpha_t * (em1 / h + 1.0) } else { -0.5 * b };
+        let c = if self.settings.heun {
+            alpha_t * (em1 / h + 1.0)
+        } else {
+            -0.5 * b
+        };
         sample
             .iter()
             .zip(m0.iter().zip(m1))
@@ -304,7 +327,9 @@ impl DpmSolverMultistepScheduler {
 impl Scheduler for DpmSolverMultistepScheduler {
     fn set_timesteps(&mut self, n: usize) -> Result<()> {
         if n == 0 {
-            return Err(Error::InvalidOptions("the number of inference steps must be at least 1".into()));
+            return Err(Error::InvalidOptions(
+                "the number of inference steps must be at least 1".into(),
+            ));
         }
         if n > self.settings.num_train_timesteps {
             return Err(Error::InvalidOptions(format!(
@@ -327,10 +352,16 @@ impl Scheduler for DpmSolverMultistepScheduler {
             let idx = usize::try_from(t)
                 .ok()
                 .filter(|&i| i < all.len())
-                .ok_or_else(|| Error::InvalidOptions(format!("timestep {t} is outside the schedule")))?;
+                .ok_or_else(|| {
+                    Error::InvalidOptions(format!("timestep {t} is outside the schedule"))
+                })?;
             sigmas.push(all[idx]);
         }
-        sigmas.push(if self.settings.final_sigma_min { all[0] } else { 0.0 });
+        sigmas.push(if self.settings.final_sigma_min {
+            all[0]
+        } else {
+            0.0
+        });
         self.timesteps = timesteps;
         self.sigmas = sigmas;
         self.model_outputs = vec![None; self.settings.solver_order];
@@ -353,7 +384,9 @@ impl Scheduler for DpmSolverMultistepScheduler {
 
     fn step(&mut self, model_output: &[f32], timestep: i64, sample: &[f32]) -> Result<Vec<f32>> {
         if self.timesteps.is_empty() {
-            return Err(Error::InvalidOptions(format!("{WHO}: call set_timesteps before step")));
+            return Err(Error::InvalidOptions(format!(
+                "{WHO}: call set_timesteps before step"
+            )));
         }
         check_len("model_output", model_output.len(), sample.len())?;
         let i = match self.step_index {
@@ -362,7 +395,9 @@ impl Scheduler for DpmSolverMultistepScheduler {
         };
         let n = self.timesteps.len();
         if i >= n {
-            return Err(Error::InvalidOptions(format!("{WHO}: all {n} steps were already taken")));
+            return Err(Error::InvalidOptions(format!(
+                "{WHO}: all {n} steps were already taken"
+            )));
         }
         let s = &self.settings;
         let lower_order_final = i == n - 1

@@ -49,7 +49,9 @@ pub enum SchedulerKind {
 /// diffusers' `Kind.from_config(other.config)` does; SD 1.x ships a PNDM config).
 pub fn build(kind: SchedulerKind, config: &SchedulerConfig) -> Result<Box<dyn Scheduler>> {
     Ok(match kind {
-        SchedulerKind::DpmSolverMultistep => Box::new(DpmSolverMultistepScheduler::from_config(config)?),
+        SchedulerKind::DpmSolverMultistep => {
+            Box::new(DpmSolverMultistepScheduler::from_config(config)?)
+        }
         SchedulerKind::Ddim => Box::new(DdimScheduler::from_config(config)?),
     })
 }
