@@ -32,7 +32,7 @@ pub fn bundles() -> &'static Bundles {
         let dir = tempfile::tempdir().unwrap();
         let ck = dir.path().join("ck");
         let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
-        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::DEFAULT_SCALE).unwrap();
+        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
         let policy_only = dir.path().join("policy_only");
         promptist::export::convert_checkpoint(&ck, &policy_only, &Default::default(), &mut |_| {}).unwrap();
         let score = dir.path().join("score");

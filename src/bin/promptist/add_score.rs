@@ -44,6 +44,9 @@ pub struct Args {
     /// Graph dtype: fp32 or fp16.
     #[arg(long, value_parser = ["fp32", "fp16"], default_value = "fp32")]
     dtype: String,
+    /// Unmasked attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention.
+    #[arg(long)]
+    fused_attention: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -59,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
         (None, false) => ClipSource::Random { seed: a.seed.wrapping_add(1), preset: clip_preset },
         (None, true) => return Err(Error::InvalidOptions("--clip is required with --diffusers / --optimum".into())),
     };
-    let export = SdExportOptions { dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 } };
+    let export = SdExportOptions { dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 }, fused_attention: a.fused_attention };
     let src = ScoreSources { sd, clip, aesthetic: a.aesthetic, clip_bpe: a.clip_bpe, export };
     let random = matches!(src.sd, SdSource::Random { .. }) || matches!(src.clip, ClipSource::Random { .. });
     let names = add_score_components(&a.bundle, &src)?;
