@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::diffusion::graph::{Feed, Graph};
+use crate::diffusion::guidance::classifier_free_guidance;
 use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, VAE_SCALE};
 use crate::diffusion::scheduler::{self, SchedulerConfig, SchedulerKind};
 use crate::runtime::{ProviderKind, Runtime, SessionOptions};
@@ -294,10 +295,7 @@ impl SdPipeline {
                 if o.data.len() != 2 * k * per {
                     return Err(Error::ModelFormat(format!("{}: out_sample has shape {:?}, expected [{}, 4, {lh}, {lw}]", self.unet.path().display(), o.shape, 2 * k)));
                 }
-                let (unc, cond) = o.data.split_at(k * per);
-                for (dst, (u, c)) in noise[start * per..(start + k) * per].iter_mut().zip(unc.iter().zip(cond)) {
-                    *dst = u + g * (c - u);
-                }
+                noise[start * per..(start + k) * per].copy_from_slice(&classifier_free_guidance(&o.data, g)?);
             }
             latents = sched.step(&noise, t, &latents)?;
             report(progress, Stage::Denoise, step + 1, timesteps.len())?;
