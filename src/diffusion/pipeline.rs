@@ -71,7 +71,7 @@ impl Default for SdSettings {
 impl SdSettings {
     /// Reject sizes that are not positive multiples of 8, 0 steps, a 0 batch, a non-finite scale.
     pub fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 || self.width % VAE_SCALE != 0 || self.height % VAE_SCALE != 0 {
+        if self.width == 0 || self.height == 0 || !self.width.is_multiple_of(VAE_SCALE) || !self.height.is_multiple_of(VAE_SCALE) {
             return Err(Error::InvalidOptions(format!(
                 "width and height must be positive multiples of {VAE_SCALE}, got {}x{}",
                 self.width, self.height
