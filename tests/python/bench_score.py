@@ -6,7 +6,7 @@ CPU, fp32) on the SAME weights, same machine, same run. Prints both latencies, t
 side's peak RSS (each side runs in its own process).
 
     ORT_DYLIB_PATH=... ~/.cache/promptist/venv/bin/python tests/python/bench_score.py \
-        [--work DIR] [--size 256] [--steps 4] [--threads 2] [--repeat 2]
+        [--work DIR] [--size 256] [--steps 4] [--threads 2] [--repeat 2] [--fused-attention]
 
 --work keeps the generated weights and bundle (about 6 GB) between runs. The first run builds them:
 diffusers/transformers models from their SD 1.5 / ViT-L/14 configs with their default random
@@ -33,14 +33,16 @@ X = "a red fox in the snow"
 Y = "a red fox in the snow, highly detailed, digital painting, artstation, concept art, sharp focus"
 
 
-def build(work):
+def build(work, fused=False):
     import torch
     import transformers
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 
-    sd, clip_dir, bundle = work / "sd15", work / "clip-l14", work / "bundle"
+    sd, clip_dir, bundle = work / "sd15", work / "clip-l14", work / ("bundle-fused" if fused else "bundle")
     if (bundle / "unet" / "model.onnx").is_file():
         return bundle
+    if (clip_dir / "model.safetensors").is_file():
+        return convert(work, sd, clip_dir, bundle, fused)
     torch.manual_seed(0)
     for sub in ("text_encoder", "unet", "vae", "scheduler"):
         (sd / sub).mkdir(parents=True, exist_ok=True)
@@ -75,11 +77,16 @@ def build(work):
     sref.save_clip(clip_dir, clip)
     del clip
     print(f"bench: reference weights written in {time.time() - t0:.0f} s", file=sys.stderr)
+    return convert(work, sd, clip_dir, bundle, fused)
+
+
+def convert(work, sd, clip_dir, bundle, fused):
     t0 = time.time()
-    sref.run("make-tiny", "--out", work / "policy-ck", "--seed", "1")
+    if not (work / "policy-ck" / "config.json").is_file():
+        sref.run("make-tiny", "--out", work / "policy-ck", "--seed", "1")
     sref.run("convert", "--checkpoint", work / "policy-ck", "--out", bundle)
     sref.run("add-score", "--bundle", bundle, "--diffusers", sd, "--clip", clip_dir / "model.safetensors",
-             "--clip-bpe", sref.CLIP_BPE, "--aesthetic", ref.AESTHETIC_PTH)
+             "--clip-bpe", sref.CLIP_BPE, "--aesthetic", ref.AESTHETIC_PTH, *(["--fused-attention"] if fused else []))
     print(f"bench: promptist bundle converted in {time.time() - t0:.0f} s", file=sys.stderr)
     return bundle
 
@@ -190,6 +197,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--child", choices=["promptist", "diffusers"])
     ap.add_argument("--bundle", type=Path)
+    ap.add_argument("--fused-attention", action="store_true",
+                    help="promptist graphs with ONNX Runtime's fused MultiHeadAttention (a separate bundle)")
     args = ap.parse_args()
     if args.child:
         child(args.child, args)
@@ -197,7 +206,7 @@ def main():
     if not os.environ.get("ORT_DYLIB_PATH"):
         raise SystemExit("ORT_DYLIB_PATH must name the ONNX Runtime library")
     args.work.mkdir(parents=True, exist_ok=True)
-    bundle = build(args.work)
+    bundle = build(args.work, args.fused_attention)
     res = {}
     for kind in ("promptist", "diffusers"):
         cmd = [sys.executable, __file__, "--child", kind, "--work", str(args.work), "--bundle", str(bundle), "--size", str(args.size),
@@ -207,7 +216,9 @@ def main():
             raise SystemExit(f"{kind} run failed:\n{p.stderr[-4000:]}")
         res[kind] = json.loads(p.stdout.strip().splitlines()[-1])
     pb, db = min(res["promptist"]["times_s"]), min(res["diffusers"]["times_s"])
-    print(f"score latency, {args.size}x{args.size}, {args.steps} steps, 2+2 images, {args.threads} threads, fp32 CPU (best of {args.repeat}):")
+    attn = "fused MultiHeadAttention" if args.fused_attention else "MatMul/Softmax attention"
+    print(f"score latency, {args.size}x{args.size}, {args.steps} steps, 2+2 images, {args.threads} threads, fp32 CPU, "
+          f"promptist graphs with {attn} (best of {args.repeat}):")
     for k in ("promptist", "diffusers"):
         r = res[k]
         print(f"  {k:9s}: {min(r['times_s']):7.2f} s  (runs {', '.join(f'{t:.2f}' for t in r['times_s'])}; load {r['load_s']:.1f} s; "
