@@ -161,3 +161,40 @@ fn score_engine_cancel() {
     e.score("a bird", "a bird, 8k", &small(1), &mut count).unwrap();
     assert_eq!(steps, 6, "3 steps for x's images and 3 for y's");
 }
+
+#[test]
+fn score_engine_wrong_tensor_shape_fails_at_load() {
+    use promptist::export::clip_text::SdExportOptions;
+    use promptist::export::clip_vision::build_clip_vision_projection;
+    use promptist::export::nn::RandomWeights;
+    use promptist::export::onnx::{save_model, SaveOptions};
+    use promptist::export::sd_config::ClipVisionConfig;
+
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    copy_dir(&b.score, &bad);
+    // A scorer vision tower for 32-pixel images: right names, wrong pixel_values shape.
+    let clip = bad.join("clip");
+    for e in std::fs::read_dir(&clip).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_str().unwrap().starts_with("vision_model") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let model = build_clip_vision_projection(&ClipVisionConfig::tiny(), 768, &RandomWeights::new(1), &SdExportOptions::default()).unwrap();
+    save_model(&model, &clip.join("vision_model.onnx"), &SaveOptions::default()).unwrap();
+    let mut m = promptist::bundle::read_manifest(&bad).unwrap();
+    let files = &mut m.components.get_mut("clip").unwrap().files;
+    files.clear();
+    for e in std::fs::read_dir(&clip).unwrap() {
+        let p = e.unwrap().path();
+        let rel = format!("clip/{}", p.file_name().unwrap().to_str().unwrap());
+        files.insert(rel, promptist::bundle::writer::file_entry(&p).unwrap());
+    }
+    std::fs::write(bad.join("promptist.json"), serde_json::to_string(&m).unwrap()).unwrap();
+    let err = Engine::open(&bad, &EngineOptions::default()).unwrap_err();
+    assert_eq!(err.code(), Code::ModelFormat, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("clip/vision_model.onnx") && msg.contains("`pixel_values`") && msg.contains("224"), "{msg}");
+}

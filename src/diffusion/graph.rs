@@ -99,6 +99,27 @@ impl Graph {
         self.inputs.iter().find(|i| i.name == name).map(|i| i.dims.as_slice())
     }
 
+    /// Check input `name`'s declared rank and fixed dims (`(axis, size)`; a dynamic dim passes);
+    /// the error names the file and the tensor.
+    pub fn expect_input_shape(&self, name: &str, rank: usize, fixed: &[(usize, i64)]) -> Result<()> {
+        let dims = self
+            .input_dims(name)
+            .ok_or_else(|| Error::ModelFormat(format!("{} has no input tensor `{name}`", self.path.display())))?;
+        let ok = dims.len() == rank && fixed.iter().all(|&(axis, size)| dims.get(axis).is_some_and(|&d| d < 0 || d == size));
+        if ok {
+            Ok(())
+        } else {
+            let want: Vec<String> = (0..rank)
+                .map(|a| fixed.iter().find(|f| f.0 == a).map_or("?".to_string(), |f| f.1.to_string()))
+                .collect();
+            Err(Error::ModelFormat(format!(
+                "{}: input tensor `{name}` has shape {dims:?}, expected [{}]",
+                self.path.display(),
+                want.join(", ")
+            )))
+        }
+    }
+
     /// Run with `feeds` (one per graph input) and return the named float outputs in order.
     pub fn run(&self, feeds: &[(&str, Feed)], outputs: &[&str]) -> Result<Vec<Output>> {
         let mut values: Vec<SessionInputValue<'static>> = Vec::with_capacity(self.inputs.len());

@@ -168,6 +168,10 @@ impl SdPipeline {
         let (text_encoder, provider) = Graph::load(rt, files.text_encoder, opts, TEXT_ENCODER_IO.0, TEXT_ENCODER_IO.1)?;
         let (unet, _) = Graph::load(rt, files.unet, opts, UNET_IO.0, UNET_IO.1)?;
         let (vae, _) = Graph::load(rt, files.vae_decoder, opts, VAE_DECODER_IO.0, VAE_DECODER_IO.1)?;
+        text_encoder.expect_input_shape("input_ids", 2, &[])?;
+        unet.expect_input_shape("sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
+        unet.expect_input_shape("encoder_hidden_states", 3, &[])?;
+        vae.expect_input_shape("latent_sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
         let tokenizer = ClipTokenizer::from_merges_text(&read_text(files.merges)?)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
         let scheduler_config = SchedulerConfig::from_file(files.scheduler_config)?;

@@ -46,6 +46,9 @@ impl ClipScorer {
     pub fn load(rt: &Runtime, files: &ScorerFiles<'_>, opts: &SessionOptions) -> Result<ClipScorer> {
         let (text, _) = Graph::load(rt, files.text_model, opts, CLIP_TEXT_IO.0, CLIP_TEXT_IO.1)?;
         let (vision, _) = Graph::load(rt, files.vision_model, opts, CLIP_VISION_IO.0, CLIP_VISION_IO.1)?;
+        text.expect_input_shape("input_ids", 2, &[])?;
+        let s = CLIP_IMAGE_SIZE as i64;
+        vision.expect_input_shape("pixel_values", 4, &[(1, 3), (2, s), (3, s)])?;
         let merges = std::fs::read_to_string(files.merges).map_err(|e| Error::io(format!("reading {}", files.merges.display()), e))?;
         let tokenizer = ClipTokenizer::from_merges_text(&merges).map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
         let aesthetic = if files.aesthetic.extension().is_some_and(|e| e == "safetensors") {
