@@ -164,6 +164,14 @@ enum promptist_stage
  {
     // Decoding the policy: `step` of `max_new_tokens` tokens generated.
     PROMPTIST_STAGE_DECODE = 0,
+    // Score: SD text encoding done (`step` 1 of 1).
+    PROMPTIST_STAGE_ENCODE = 1,
+    // Score: denoising step `step` of `total` done.
+    PROMPTIST_STAGE_DENOISE = 2,
+    // Score: `step` of `total` images VAE-decoded.
+    PROMPTIST_STAGE_VAE_DECODE = 3,
+    // Score: `step` of `total` images embedded by CLIP and scored.
+    PROMPTIST_STAGE_SCORE = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -185,6 +193,10 @@ typedef struct promptist_error promptist_error;
 // The result of `promptist_optimize`. Owned by the caller; free with
 // `promptist_optimize_result_free`. Immutable: may be read from several threads at once.
 typedef struct promptist_optimize_result promptist_optimize_result;
+
+// The result of a score call. Owned by the caller; free with `promptist_score_result_free`.
+// Immutable: may be read from several threads at once.
+typedef struct promptist_score_result promptist_score_result;
 
 // Options of `promptist_engine_open`. Fill with `promptist_engine_options_init` first, then set
 // fields. Strings are borrowed only for the duration of the call.
@@ -252,6 +264,42 @@ typedef struct {
     // stay valid and 4-byte aligned for the whole call. Default NULL.
     const int32_t *cancel_flag;
 } promptist_optimize_options;
+
+// Options of the score calls. Fill with `promptist_score_options_init` first (defaults = SPEC
+// section 3: 512x512, 20 steps, guidance 7.5, DPM-Solver++, 2 images per prompt, seed 0), then
+// set fields.
+typedef struct {
+    // `sizeof(promptist_score_options)` as the caller knows it; set by `_init`.
+    size_t struct_size;
+    // Image width in pixels, a positive multiple of 8. Default 512.
+    uint32_t width;
+    // Image height in pixels, a positive multiple of 8. Default 512.
+    uint32_t height;
+    // Denoising steps (>= 1). Default 20.
+    uint32_t steps;
+    // Classifier-free guidance scale. Default 7.5.
+    float guidance_scale;
+    // Images per prompt, for the user prompt and each candidate (>= 1). Default 2.
+    uint32_t images_per_prompt;
+    // Base seed: image i of every prompt starts from latent stream i of it. Default 0.
+    uint64_t seed;
+    // 0 = DPM-Solver++ multistep (the reward's), 1 = DDIM. Default 0.
+    int32_t scheduler;
+    // Images per UNet call (>= 1). Default 4.
+    uint32_t max_batch;
+    // Non-zero: keep the RGB8 images in the result. Default 0.
+    int32_t return_images;
+    // Called with (stage, step, total, user_data) after text encoding, every denoising step,
+    // every VAE-decoded batch and every CLIP batch, on the calling thread; returning false
+    // cancels with PROMPTIST_STATUS_CANCELLED. Must not unwind. NULL: none. Default NULL.
+    promptist_progress_fn progress;
+    // Passed unchanged to `progress`. Default NULL.
+    void *user_data;
+    // If not NULL: read atomically before the call and at every progress point (at least once per
+    // denoising step); non-zero cancels with PROMPTIST_STATUS_CANCELLED. Must stay valid and
+    // 4-byte aligned for the whole call. Default NULL.
+    const int32_t *cancel_flag;
+} promptist_score_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -410,6 +458,181 @@ bool promptist_optimize_result_random_weights(const promptist_optimize_result *r
 // # Safety
 // `result` is NULL or a live result, not used afterwards.
 void promptist_optimize_result_free(promptist_optimize_result *result);
+
+// Fill `*options` with the defaults. Pass `sizeof(promptist_score_options)` as `struct_size`.
+// Returns NULL_ARGUMENT for NULL, INVALID_OPTIONS for a `struct_size` below the first version.
+//
+// # Safety
+// `options` is NULL or points to `struct_size` writable bytes.
+promptist_status promptist_score_options_init(promptist_score_options *options, size_t struct_size);
+
+// Score `candidate_prompt` as a rewrite of `user_prompt` with the Promptist reward (SPEC
+// section 3): `R = mean_i [A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0)]`,
+// `s_i` the CLIP cosine of y's image i with x's text. Same as `promptist_score_many` with one
+// candidate.
+//
+// # Safety
+// Pointers are NULL or valid for their type; strings NUL-terminated.
+promptist_status promptist_score(const promptist_engine *engine,
+                                 const char *user_prompt,
+                                 const char *candidate_prompt,
+                                 const promptist_score_options *options,
+                                 promptist_score_result **result_out,
+                                 promptist_error **error_out);
+
+// Score `count` candidates (an array of UTF-8, NUL-terminated strings) for one user prompt; their
+// images go through the UNet together (`max_batch` images per call). The user prompt's images
+// and aesthetic are computed once and cached in the engine (bounded LRU keyed by prompt, seed
+// and settings), so later calls for the same user prompt skip them.
+//
+// `options` may be NULL (defaults). On success `*result_out` receives a new result (free with
+// `promptist_score_result_free`); on failure NULL.
+//
+// Status: OK; NULL_ARGUMENT (engine, a prompt, candidates or result_out NULL); INVALID_UTF8;
+// EMPTY_PROMPT; INVALID_OPTIONS (count 0, width/height not positive multiples of 8, steps 0,
+// images_per_prompt 0, max_batch 0, unknown scheduler, struct_size too small); NOT_IN_BUNDLE
+// (the bundle has no score components; optimize still works); CANCELLED; INFERENCE;
+// MODEL_FORMAT; TOKENIZER; INTERNAL.
+//
+// Thread-safe; each graph (text encoder, UNet, VAE, CLIP towers) runs one call at a time.
+//
+// # Safety
+// Pointers are NULL or valid for their type; `candidates` has `count` entries; strings
+// NUL-terminated.
+promptist_status promptist_score_many(const promptist_engine *engine,
+                                      const char *user_prompt,
+                                      const char *const *candidates,
+                                      size_t count,
+                                      const promptist_score_options *options,
+                                      promptist_score_result **result_out,
+                                      promptist_error **error_out);
+
+// Best-of-n: rewrite `prompt` with the policy (`optimize_options`, e.g. beam search with
+// `num_return_sequences` = n), score every candidate against `prompt` with the Promptist reward
+// and return them ranked by reward, best first (`promptist_score_result_prompt(result, 0)` is
+// the best rewrite). Progress and cancel come from `score_options`; `optimize_options`' own
+// callbacks apply to the decoding. Status as `promptist_optimize` and `promptist_score_many`.
+//
+// # Safety
+// Pointers are NULL or valid for their type; strings NUL-terminated.
+promptist_status promptist_best_of_n(const promptist_engine *engine,
+                                     const char *prompt,
+                                     const promptist_optimize_options *optimize_options_in,
+                                     const promptist_score_options *options,
+                                     promptist_score_result **result_out,
+                                     promptist_error **error_out);
+
+// True when the engine's bundle has the score components (`promptist_score` works). False for NULL.
+//
+// # Safety
+// `engine` is NULL or a live engine.
+bool promptist_engine_can_score(const promptist_engine *engine);
+
+// Number of candidates scored (0 for NULL). Thread-safe.
+//
+// # Safety
+// `result` is NULL or a live result.
+size_t promptist_score_result_count(const promptist_score_result *result);
+
+// Images per prompt (0 for NULL). Thread-safe.
+//
+// # Safety
+// `result` is NULL or a live result.
+size_t promptist_score_result_images_per_prompt(const promptist_score_result *result);
+
+// Candidate `index`'s prompt text (UTF-8, owned by the result); NULL when out of range.
+// For `promptist_best_of_n` the candidates come best first.
+//
+// # Safety
+// `result` is NULL or a live result.
+const char *promptist_score_result_prompt(const promptist_score_result *result, size_t index);
+
+// The Promptist reward of candidate `index` (SPEC section 3); NaN when out of range.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_reward(const promptist_score_result *result, size_t index);
+
+// The relevance term `mean_i min(20 * max(s_i, 0) - 5.6, 0)` of candidate `index`; NaN when out of range.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_relevance(const promptist_score_result *result,
+                                        size_t index);
+
+// The mean aesthetic score of candidate `index`'s images; NaN when out of range.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_aesthetic(const promptist_score_result *result, size_t index);
+
+// The mean aesthetic score of the user prompt's images; NaN for NULL or an empty result.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_user_aesthetic(const promptist_score_result *result);
+
+// The cosine similarity `s_i` of candidate `index`'s image `image` to the user prompt's CLIP
+// text embedding; NaN when out of range.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_similarity(const promptist_score_result *result,
+                                         size_t index,
+                                         size_t image);
+
+// The aesthetic score of candidate `index`'s image `image`; NaN when out of range.
+//
+// # Safety
+// `result` is NULL or a live result.
+double promptist_score_result_image_aesthetic(const promptist_score_result *result,
+                                              size_t index,
+                                              size_t image);
+
+// The base seed (image i of every prompt used latent stream i of it); 0 for NULL.
+//
+// # Safety
+// `result` is NULL or a live result.
+uint64_t promptist_score_result_seed(const promptist_score_result *result);
+
+// The provider that ran the image models; CPU for NULL.
+//
+// # Safety
+// `result` is NULL or a live result.
+promptist_provider promptist_score_result_provider(const promptist_score_result *result);
+
+// True when the bundle's models have random weights (images and rewards are meaningless).
+//
+// # Safety
+// `result` is NULL or a live result.
+bool promptist_score_result_random_weights(const promptist_score_result *result);
+
+// Candidate `index`'s image `image` as RGB8 (`height` rows of `width * 3` bytes, top row first),
+// owned by the result; NULL (and 0 sizes) when out of range or when the call did not set
+// `return_images`. `width` / `height` may be NULL.
+//
+// # Safety
+// `result` is NULL or a live result; `width` / `height` NULL or writable.
+const uint8_t *promptist_score_result_image(const promptist_score_result *result,
+                                            size_t index,
+                                            size_t image,
+                                            uint32_t *width,
+                                            uint32_t *height);
+
+// The user prompt's image `image` as RGB8 (as `promptist_score_result_image`).
+//
+// # Safety
+// `result` is NULL or a live result; `width` / `height` NULL or writable.
+const uint8_t *promptist_score_result_user_image(const promptist_score_result *result,
+                                                 size_t image,
+                                                 uint32_t *width,
+                                                 uint32_t *height);
+
+// Free a result (and every string and image it returned). NULL is a no-op.
+//
+// # Safety
+// `result` is NULL or a live result, not used afterwards.
+void promptist_score_result_free(promptist_score_result *result);
 
 // NUL-terminated static name of a status code (e.g. "BUNDLE_NOT_FOUND"); "UNKNOWN" for a number
 // that is not a status. Never NULL; the string is static (do not free). Thread-safe.

@@ -2,7 +2,9 @@
 //! Input checks (empty / too-long prompt, decoding options) follow SPEC section 2 and
 //! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
+mod baseline_cache;
 mod params;
+mod score;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use crate::text::gpt2::Gpt2Tokenizer;
 
 pub use params::{DecodingParams, StrategyKind};
 pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
+pub use score::{BestOfN, CandidateScore, ScoreOptions, ScoreResult, BASELINE_CACHE_CAPACITY};
 
 /// How to open an engine.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +82,8 @@ pub struct Engine {
     n_ctx: usize,
     eos_token_id: u32,
     provider: ProviderKind,
+    /// The score models (None when the bundle has no score components).
+    score: Option<score::ScoreEngine>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -119,7 +124,8 @@ impl Engine {
             n_positions: cfg.n_ctx,
         };
         let model = OnnxGpt2::new(session, dims)?;
-        Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider })
+        let score = score::ScoreEngine::open(&bundle, &runtime, &session_options)?;
+        Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider, score })
     }
 
     /// Rewrite `prompt` with the policy (SPEC sections 1-2): the input is

@@ -13,6 +13,8 @@ pub mod engine;
 pub mod error;
 pub mod options;
 pub mod result;
+pub mod score;
+pub mod score_result;
 pub mod status;
 pub mod version;
 
@@ -20,4 +22,5 @@ pub use engine::promptist_engine;
 pub use error::promptist_error;
 pub use options::{promptist_engine_options, promptist_optimize_options, promptist_progress_fn};
 pub use result::promptist_optimize_result;
+pub use score::{promptist_score_options, promptist_score_result};
 pub use status::{promptist_early_stopping, promptist_provider, promptist_stage, promptist_status, promptist_strategy};

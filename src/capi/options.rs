@@ -152,7 +152,7 @@ impl Default for promptist_optimize_options {
 ///
 /// # Safety
 /// `p` is NULL or points to at least `struct_size` writable bytes.
-unsafe fn init_versioned<T: Copy + Default>(p: *mut T, struct_size: usize, v1: usize, what: &'static str) -> Result<()> {
+pub(crate) unsafe fn init_versioned<T: Copy + Default>(p: *mut T, struct_size: usize, v1: usize, what: &'static str) -> Result<()> {
     if p.is_null() {
         return Err(Error::NullArgument { what });
     }
@@ -174,7 +174,7 @@ unsafe fn init_versioned<T: Copy + Default>(p: *mut T, struct_size: usize, v1: u
 /// # Safety
 /// `p` is non-NULL and points to a struct whose first field is `struct_size` and which is at least
 /// that many bytes long. All fields of `T` accept every bit pattern.
-unsafe fn read_versioned<T: Copy + Default>(p: *const T, v1: usize, what: &'static str) -> Result<T> {
+pub(crate) unsafe fn read_versioned<T: Copy + Default>(p: *const T, v1: usize, what: &'static str) -> Result<T> {
     // SAFETY: the struct starts with a usize per the contract.
     let size = unsafe { p.cast::<usize>().read() };
     if size < v1 {

@@ -138,6 +138,14 @@ pub enum promptist_strategy {
 pub enum promptist_stage {
     /// Decoding the policy: `step` of `max_new_tokens` tokens generated.
     Decode = 0,
+    /// Score: SD text encoding done (`step` 1 of 1).
+    Encode = 1,
+    /// Score: denoising step `step` of `total` done.
+    Denoise = 2,
+    /// Score: `step` of `total` images VAE-decoded.
+    VaeDecode = 3,
+    /// Score: `step` of `total` images embedded by CLIP and scored.
+    Score = 4,
 }
 
 /// transformers' `early_stopping` for the beam strategies.

@@ -5,3 +5,8 @@ pub mod guidance;
 pub mod latents;
 pub mod postprocess;
 pub mod scheduler;
+
+// The text-to-image pipeline and its bundle layout (issue 3).
+pub mod graph;
+pub mod layout;
+pub mod pipeline;

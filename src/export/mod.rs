@@ -31,3 +31,4 @@ pub mod sd_pipeline;
 pub mod unet;
 pub mod unet_blocks;
 pub mod vae;
+pub mod sd_convert;

@@ -9,3 +9,6 @@ pub use aesthetic::{AestheticHead, FoldedHead};
 pub use math::{
     cosine_similarity, promptist_reward, relevance_term, reward_from_embeddings, Reward,
 };
+
+// The reward's models (issue 3).
+pub mod scorer;

@@ -5,6 +5,9 @@ mod convert;
 mod export_sd;
 mod make_tiny;
 mod optimize;
+mod score;
+mod add_score;
+mod sd_generate;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +34,13 @@ enum Command {
     /// Build one SD / CLIP / aesthetic ONNX graph (dev tool for parity tests).
     #[command(hide = true)]
     ExportSd(export_sd::Args),
+    /// Score candidate prompts with the Promptist reward (SD + CLIP + aesthetic).
+    Score(score::Args),
+    /// Add the score components (SD, scorer CLIP, aesthetic head) to a bundle.
+    AddScore(add_score::Args),
+    /// Run the SD pipeline and dump latents + image (dev tool for the diffusers parity test).
+    #[command(hide = true)]
+    SdGenerate(sd_generate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +52,9 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Bench(a) => bench::run(a),
         Command::ExportSd(a) => export_sd::run(a),
+        Command::Score(a) => score::run(a),
+        Command::AddScore(a) => add_score::run(a),
+        Command::SdGenerate(a) => sd_generate::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

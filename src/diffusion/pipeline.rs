@@ -1,0 +1,387 @@
+//! The Stable Diffusion text-to-image pipeline as diffusers' `StableDiffusionPipeline.__call__`
+//! runs it (diffusers 0.42): CLIP text encoding of `""` (unconditional, no negative prompt) and of
+//! each prompt (transformers' CLIPTokenizer: padded to 77 with the end token), seeded initial
+//! latents times `init_noise_sigma`, classifier-free guidance with uncond + cond in one UNet call
+//! (`noise = uncond + g * (cond - uncond)`, several images batched per call), the scheduler's
+//! `step`, then the VAE decoder on `latents / scaling_factor` and `(x / 2 + 0.5).clamp(0, 1)`;
+//! RGB8 by `round(x * 255)` (ties to even, as numpy). Graph I/O names are optimum's.
+
+use std::path::Path;
+
+use crate::diffusion::graph::{Feed, Graph};
+use crate::diffusion::guidance::classifier_free_guidance;
+use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, VAE_SCALE};
+use crate::diffusion::scheduler::{self, SchedulerConfig, SchedulerKind};
+use crate::runtime::{ProviderKind, Runtime, SessionOptions};
+use crate::text::clip::ClipTokenizer;
+use crate::{Error, Result};
+
+/// Graph tensor names (optimum's ONNX layout of SD 1.x).
+pub const TEXT_ENCODER_IO: (&[&str], &[&str]) = (&["input_ids"], &["last_hidden_state"]);
+pub const UNET_IO: (&[&str], &[&str]) = (&["sample", "timestep", "encoder_hidden_states"], &["out_sample"]);
+pub const VAE_DECODER_IO: (&[&str], &[&str]) = (&["latent_sample"], &["sample"]);
+
+/// The stages a long call reports through its progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Text encoding (step 1 of 1).
+    Encode,
+    /// Denoising step `step` of `total`.
+    Denoise,
+    /// VAE decoding: images `step` of `total` decoded.
+    VaeDecode,
+    /// CLIP + aesthetic scoring: images `step` of `total` embedded.
+    Score,
+}
+
+/// Progress callback: (stage, step done, total); returning false cancels (`Error::Cancelled`).
+pub type Progress<'a> = &'a mut dyn FnMut(Stage, usize, usize) -> bool;
+
+/// A progress callback that never cancels.
+pub fn no_progress(_: Stage, _: usize, _: usize) -> bool {
+    true
+}
+
+pub(crate) fn report(progress: &mut dyn FnMut(Stage, usize, usize) -> bool, stage: Stage, step: usize, total: usize) -> Result<()> {
+    if progress(stage, step, total) {
+        Ok(())
+    } else {
+        Err(Error::Cancelled)
+    }
+}
+
+/// Sampling settings (SPEC section 3 defaults: 512x512, 20 steps, guidance 7.5, DPM-Solver++).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SdSettings {
+    pub width: usize,
+    pub height: usize,
+    pub steps: usize,
+    pub guidance_scale: f32,
+    pub scheduler: SchedulerKind,
+    /// Images per UNet call (each is 2 rows: uncond + cond). >= 1.
+    pub max_batch: usize,
+}
+
+impl Default for SdSettings {
+    fn default() -> Self {
+        SdSettings { width: 512, height: 512, steps: 20, guidance_scale: 7.5, scheduler: SchedulerKind::DpmSolverMultistep, max_batch: 4 }
+    }
+}
+
+impl SdSettings {
+    /// Reject sizes that are not positive multiples of 8, 0 steps, a 0 batch, a non-finite scale.
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 || self.height == 0 || !self.width.is_multiple_of(VAE_SCALE) || !self.height.is_multiple_of(VAE_SCALE) {
+            return Err(Error::InvalidOptions(format!(
+                "width and height must be positive multiples of {VAE_SCALE}, got {}x{}",
+                self.width, self.height
+            )));
+        }
+        if self.steps == 0 {
+            return Err(Error::InvalidOptions("steps must be at least 1".into()));
+        }
+        if self.steps > 1000 {
+            return Err(Error::InvalidOptions(format!("steps must be at most 1000, got {}", self.steps)));
+        }
+        if !self.guidance_scale.is_finite() {
+            return Err(Error::InvalidOptions("guidance_scale must be finite".into()));
+        }
+        if self.max_batch == 0 {
+            return Err(Error::InvalidOptions("max_batch must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Images of one prompt: `count` images, image `i` from latent stream `first_index + i` of `seed`.
+#[derive(Debug, Clone)]
+pub struct ImageJob<'a> {
+    pub prompt: &'a str,
+    pub seed: u64,
+    pub first_index: u64,
+    pub count: usize,
+}
+
+/// One generated image: `height x width` pixels, RGB interleaved, rows top to bottom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// RGB8 (`round(x * 255)`).
+    pub rgb8: Vec<u8>,
+    /// The same image as f32 in [0, 1] (HWC), as diffusers' `output_type="np"`.
+    pub float: Vec<f32>,
+}
+
+/// Paths of the pipeline's files inside a bundle (optimum layout).
+#[derive(Debug, Clone)]
+pub struct SdFiles<'a> {
+    pub text_encoder: &'a Path,
+    pub unet: &'a Path,
+    pub vae_decoder: &'a Path,
+    /// `vae_decoder/config.json` (for `scaling_factor`), if present.
+    pub vae_config: Option<&'a Path>,
+    /// `tokenizer/merges.txt`.
+    pub merges: &'a Path,
+    pub scheduler_config: &'a Path,
+}
+
+/// The loaded pipeline. `Send + Sync`; each graph serialises on its own lock.
+pub struct SdPipeline {
+    text_encoder: Graph,
+    unet: Graph,
+    vae: Graph,
+    tokenizer: ClipTokenizer,
+    scheduler_config: SchedulerConfig,
+    scaling_factor: f32,
+    provider: ProviderKind,
+}
+
+impl std::fmt::Debug for SdPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdPipeline").field("unet", &self.unet.path()).field("provider", &self.provider).finish_non_exhaustive()
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+/// `scaling_factor` from a diffusers AutoencoderKL `config.json` (0.18215 when absent, SD 1.x).
+pub fn vae_scaling_factor(config: Option<&Path>) -> Result<f32> {
+    let Some(p) = config else { return Ok(0.18215) };
+    let v: serde_json::Value =
+        serde_json::from_str(&read_text(p)?).map_err(|e| Error::ModelFormat(format!("{}: {e}", p.display())))?;
+    match v.get("scaling_factor") {
+        None => Ok(0.18215),
+        Some(x) => x
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| s as f32)
+            .ok_or_else(|| Error::ModelFormat(format!("{}: scaling_factor {x} is not a positive number", p.display()))),
+    }
+}
+
+impl SdPipeline {
+    /// Load the three graphs (names checked), the SD tokenizer and the scheduler config.
+    pub fn load(rt: &Runtime, files: &SdFiles<'_>, opts: &SessionOptions) -> Result<SdPipeline> {
+        let (text_encoder, provider) = Graph::load(rt, files.text_encoder, opts, TEXT_ENCODER_IO.0, TEXT_ENCODER_IO.1)?;
+        let (unet, _) = Graph::load(rt, files.unet, opts, UNET_IO.0, UNET_IO.1)?;
+        let (vae, _) = Graph::load(rt, files.vae_decoder, opts, VAE_DECODER_IO.0, VAE_DECODER_IO.1)?;
+        text_encoder.expect_input_shape("input_ids", 2, &[])?;
+        unet.expect_input_shape("sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
+        unet.expect_input_shape("encoder_hidden_states", 3, &[])?;
+        vae.expect_input_shape("latent_sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
+        let tokenizer = ClipTokenizer::from_merges_text(&read_text(files.merges)?)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
+        let scheduler_config = SchedulerConfig::from_file(files.scheduler_config)?;
+        // Build each supported scheduler once so a bad config fails at load, not at run time.
+        scheduler::build(SchedulerKind::DpmSolverMultistep, &scheduler_config)?;
+        let scaling_factor = vae_scaling_factor(files.vae_config)?;
+        Ok(SdPipeline { text_encoder, unet, vae, tokenizer, scheduler_config, scaling_factor, provider })
+    }
+
+    pub fn provider(&self) -> ProviderKind {
+        self.provider
+    }
+
+    pub fn scaling_factor(&self) -> f32 {
+        self.scaling_factor
+    }
+
+    /// The scheduler's `init_noise_sigma` for these settings.
+    pub fn init_noise_sigma(&self, settings: &SdSettings) -> Result<f32> {
+        let mut s = scheduler::build(settings.scheduler, &self.scheduler_config)?;
+        s.set_timesteps(settings.steps)?;
+        Ok(s.init_noise_sigma())
+    }
+
+    /// The initial latents of `jobs` (concatenated in job order), as [`SdPipeline::generate`] uses them.
+    pub fn initial_latents(&self, jobs: &[ImageJob<'_>], settings: &SdSettings) -> Result<Vec<f32>> {
+        settings.validate()?;
+        let sigma = self.init_noise_sigma(settings)?;
+        let mut out = Vec::new();
+        for j in jobs {
+            out.extend(initial_latents(j.seed, j.first_index, j.count, settings.height, settings.width, sigma)?);
+        }
+        Ok(out)
+    }
+
+    /// Generate the images of `jobs` (job order, then image order).
+    pub fn generate(&self, jobs: &[ImageJob<'_>], settings: &SdSettings, progress: Progress<'_>) -> Result<Vec<Image>> {
+        if jobs.is_empty() || jobs.iter().any(|j| j.count == 0) {
+            return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
+        }
+        let latents = self.initial_latents(jobs, settings)?;
+        let prompts: Vec<&str> = jobs.iter().flat_map(|j| std::iter::repeat_n(j.prompt, j.count)).collect();
+        self.generate_from_latents(&prompts, latents, settings, progress)
+    }
+
+    /// Generate one image per entry of `prompts` from the given initial latents
+    /// (`[n, 4, height/8, width/8]`, already scaled by `init_noise_sigma`).
+    pub fn generate_from_latents(
+        &self,
+        prompts: &[&str],
+        mut latents: Vec<f32>,
+        settings: &SdSettings,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Image>> {
+        settings.validate()?;
+        let n = prompts.len();
+        if n == 0 {
+            return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
+        }
+        let (lh, lw) = (settings.height / VAE_SCALE, settings.width / VAE_SCALE);
+        let per = LATENT_CHANNELS * lh * lw;
+        if latents.len() != n * per {
+            return Err(Error::InvalidOptions(format!("{} latent values for {n} images of {per}", latents.len())));
+        }
+        for p in prompts {
+            if p.contains('\0') {
+                return Err(Error::InvalidOptions("a prompt contains a NUL character".into()));
+            }
+        }
+
+        // Text encoding: "" then each distinct prompt, one batch.
+        let mut distinct: Vec<&str> = Vec::new();
+        let index: Vec<usize> = prompts
+            .iter()
+            .map(|p| match distinct.iter().position(|d| d == p) {
+                Some(i) => i + 1,
+                None => {
+                    distinct.push(p);
+                    distinct.len()
+                }
+            })
+            .collect();
+        let texts: Vec<&str> = std::iter::once("").chain(distinct.iter().copied()).collect();
+        let emb = self.encode(&texts)?;
+        let (seq, dim) = (emb.shape[1], emb.shape[2]);
+        let row = seq * dim;
+        report(progress, Stage::Encode, 1, 1)?;
+
+        let mut sched = scheduler::build(settings.scheduler, &self.scheduler_config)?;
+        sched.set_timesteps(settings.steps)?;
+        let timesteps = sched.timesteps().to_vec();
+        let g = settings.guidance_scale;
+        let t_dims: Vec<i64> = self.unet.input_dims("timestep").map(<[i64]>::to_vec).unwrap_or_default();
+        for (step, &t) in timesteps.iter().enumerate() {
+            let model_in = sched.scale_model_input(&latents, t)?;
+            let mut noise = vec![0f32; n * per];
+            for start in (0..n).step_by(settings.max_batch) {
+                let k = settings.max_batch.min(n - start);
+                let chunk = &model_in[start * per..(start + k) * per];
+                let mut sample = Vec::with_capacity(2 * k * per);
+                sample.extend_from_slice(chunk);
+                sample.extend_from_slice(chunk);
+                let mut ctx = Vec::with_capacity(2 * k * row);
+                for _ in 0..k {
+                    ctx.extend_from_slice(&emb.data[..row]);
+                }
+                for &pi in &index[start..start + k] {
+                    ctx.extend_from_slice(&emb.data[pi * row..(pi + 1) * row]);
+                }
+                let t_shape = match t_dims.first() {
+                    None => vec![],
+                    Some(&d) if d > 0 => vec![d as usize],
+                    Some(_) => vec![2 * k],
+                };
+                let t_len = t_shape.iter().product::<usize>();
+                let out = self.unet.run(
+                    &[
+                        ("sample", Feed::Float { shape: vec![2 * k, LATENT_CHANNELS, lh, lw], data: sample }),
+                        ("timestep", Feed::Float { shape: t_shape, data: vec![t as f32; t_len] }),
+                        ("encoder_hidden_states", Feed::Float { shape: vec![2 * k, seq, dim], data: ctx }),
+                    ],
+                    UNET_IO.1,
+                )?;
+                let o = &out[0];
+                if o.data.len() != 2 * k * per {
+                    return Err(Error::ModelFormat(format!("{}: out_sample has shape {:?}, expected [{}, 4, {lh}, {lw}]", self.unet.path().display(), o.shape, 2 * k)));
+                }
+                noise[start * per..(start + k) * per].copy_from_slice(&classifier_free_guidance(&o.data, g)?);
+            }
+            latents = sched.step(&noise, t, &latents)?;
+            report(progress, Stage::Denoise, step + 1, timesteps.len())?;
+        }
+        self.decode(&latents, n, settings, progress)
+    }
+
+    /// `last_hidden_state` of the SD text encoder for `texts` (`[len, 77, dim]`).
+    fn encode(&self, texts: &[&str]) -> Result<crate::diffusion::graph::Output> {
+        let mut ids = Vec::with_capacity(texts.len() * 77);
+        for t in texts {
+            ids.extend(self.tokenizer.tokenize_sd(t)?.into_iter().map(i64::from));
+        }
+        let seq = ids.len() / texts.len().max(1);
+        let out = self
+            .text_encoder
+            .run(&[("input_ids", Feed::Int { shape: vec![texts.len(), seq], data: ids })], TEXT_ENCODER_IO.1)?;
+        let o = out.into_iter().next().ok_or_else(|| Error::Internal("text encoder: no output".into()))?;
+        if o.shape.len() != 3 || o.shape[0] != texts.len() || o.shape[1] != seq {
+            return Err(Error::ModelFormat(format!("{}: last_hidden_state has shape {:?}", self.text_encoder.path().display(), o.shape)));
+        }
+        Ok(o)
+    }
+
+    fn decode(&self, latents: &[f32], n: usize, settings: &SdSettings, progress: Progress<'_>) -> Result<Vec<Image>> {
+        let (lh, lw) = (settings.height / VAE_SCALE, settings.width / VAE_SCALE);
+        let per = LATENT_CHANNELS * lh * lw;
+        let (h, w) = (settings.height, settings.width);
+        let mut images = Vec::with_capacity(n);
+        for start in (0..n).step_by(settings.max_batch) {
+            let k = settings.max_batch.min(n - start);
+            let z: Vec<f32> = latents[start * per..(start + k) * per].iter().map(|v| v / self.scaling_factor).collect();
+            let out = self
+                .vae
+                .run(&[("latent_sample", Feed::Float { shape: vec![k, LATENT_CHANNELS, lh, lw], data: z })], VAE_DECODER_IO.1)?;
+            let o = &out[0];
+            if o.shape != [k, 3, h, w] {
+                return Err(Error::ModelFormat(format!("{}: sample has shape {:?}, expected [{k}, 3, {h}, {w}]", self.vae.path().display(), o.shape)));
+            }
+            for b in 0..k {
+                let img = &o.data[b * 3 * h * w..(b + 1) * 3 * h * w];
+                let mut float = vec![0f32; h * w * 3];
+                for c in 0..3 {
+                    for p in 0..h * w {
+                        float[p * 3 + c] = (img[c * h * w + p] / 2.0 + 0.5).clamp(0.0, 1.0);
+                    }
+                }
+                let rgb8 = float.iter().map(|&v| (v * 255.0).round_ties_even() as u8).collect();
+                images.push(Image { width: w, height: h, rgb8, float });
+            }
+            report(progress, Stage::VaeDecode, start + k, n)?;
+        }
+        Ok(images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_validation() {
+        SdSettings::default().validate().unwrap();
+        for bad in [
+            SdSettings { width: 500, ..Default::default() },
+            SdSettings { height: 0, ..Default::default() },
+            SdSettings { steps: 0, ..Default::default() },
+            SdSettings { max_batch: 0, ..Default::default() },
+            SdSettings { guidance_scale: f32::NAN, ..Default::default() },
+        ] {
+            assert_eq!(bad.validate().unwrap_err().code(), crate::Code::InvalidOptions, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cancel_through_progress() {
+        let mut calls = 0;
+        let mut f = |_: Stage, _: usize, _: usize| {
+            calls += 1;
+            calls < 2
+        };
+        report(&mut f, Stage::Denoise, 1, 2).unwrap();
+        assert_eq!(report(&mut f, Stage::Denoise, 2, 2).unwrap_err().code(), crate::Code::Cancelled);
+    }
+}

@@ -1,0 +1,225 @@
+//! Scoring prompts with the Promptist reward (SPEC section 3) on the engine: images of the
+//! ORIGINAL prompt x and of each candidate y from the same seeded latent streams (image i of any
+//! prompt uses stream i of the seed), CLIP similarity of y's images to x's text, aesthetic of y's
+//! images minus the mean over x's images. The x-baseline is cached (bounded LRU); best-of-n ranks
+//! the policy's n-best candidates by this reward.
+
+use std::sync::Arc;
+
+use super::baseline_cache::{Baseline, BaselineCache, BaselineKey};
+use super::validate::check_prompt_text;
+use super::{Candidate, Engine, OptimizeOptions, OptimizeResult};
+use crate::bundle::Bundle;
+use crate::diffusion::layout::score_paths;
+use crate::diffusion::pipeline::{report, Image, ImageJob, Progress, SdFiles, SdPipeline, SdSettings, Stage};
+use crate::diffusion::scheduler::SchedulerKind;
+use crate::error::{Error, Result};
+use crate::reward::math::{cosine_similarity, promptist_reward, Reward};
+use crate::reward::scorer::{ClipScorer, ScorerFiles};
+use crate::runtime::{ProviderKind, Runtime, SessionOptions};
+
+/// Default number of x-baselines kept.
+pub const BASELINE_CACHE_CAPACITY: usize = 8;
+
+/// Options of one score call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreOptions {
+    pub sd: SdSettings,
+    /// Images per prompt (x and each y); SPEC: 2 in the reference code.
+    pub images_per_prompt: usize,
+    /// Base seed of the latent streams.
+    pub seed: u64,
+    /// Keep the RGB8 images in the result.
+    pub return_images: bool,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions { sd: SdSettings::default(), images_per_prompt: 2, seed: 0, return_images: false }
+    }
+}
+
+/// The score of one candidate y.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateScore {
+    pub prompt: String,
+    /// Reward, relevance term, per-image similarity, aesthetic of y and of x.
+    pub reward: Reward,
+    /// y's images (only with `return_images`).
+    pub images: Vec<Image>,
+}
+
+/// The result of a score call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreResult {
+    pub user_prompt: String,
+    /// One per candidate, in the order given (best-of-n: best first).
+    pub candidates: Vec<CandidateScore>,
+    /// Base seed; image i of every prompt used latent stream i of it.
+    pub seed: u64,
+    pub images_per_prompt: usize,
+    /// x's images (only with `return_images`).
+    pub user_images: Vec<Image>,
+    pub provider: ProviderKind,
+    /// True when any of the bundle's models has random weights.
+    pub random_weights: bool,
+}
+
+/// Best-of-n: the policy's candidates ranked by the real reward (best first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestOfN {
+    pub optimize: OptimizeResult,
+    /// `optimize.candidates` reordered by reward, best first.
+    pub ranked: Vec<Candidate>,
+    /// The scores, in the same order as `ranked`.
+    pub scores: ScoreResult,
+}
+
+/// The loaded score models.
+pub(crate) struct ScoreEngine {
+    pipeline: SdPipeline,
+    scorer: ClipScorer,
+    cache: BaselineCache,
+}
+
+impl ScoreEngine {
+    /// Load the score components when the bundle has them (None when it has none).
+    pub(crate) fn open(bundle: &Bundle, rt: &Runtime, opts: &SessionOptions) -> Result<Option<ScoreEngine>> {
+        let Some(p) = score_paths(bundle)? else { return Ok(None) };
+        let sd = SdFiles {
+            text_encoder: &p.text_encoder,
+            unet: &p.unet,
+            vae_decoder: &p.vae_decoder,
+            vae_config: p.vae_config.as_deref(),
+            merges: &p.tokenizer_merges,
+            scheduler_config: &p.scheduler_config,
+        };
+        let pipeline = SdPipeline::load(rt, &sd, opts)?;
+        let files = ScorerFiles { text_model: &p.clip_text, vision_model: &p.clip_vision, merges: &p.clip_merges, aesthetic: &p.aesthetic };
+        let scorer = ClipScorer::load(rt, &files, opts)?;
+        Ok(Some(ScoreEngine { pipeline, scorer, cache: BaselineCache::new(BASELINE_CACHE_CAPACITY) }))
+    }
+}
+
+fn validate(user: &str, candidates: &[&str], o: &ScoreOptions) -> Result<()> {
+    o.sd.validate()?;
+    if o.images_per_prompt == 0 {
+        return Err(Error::InvalidOptions("images_per_prompt must be at least 1".into()));
+    }
+    if candidates.is_empty() {
+        return Err(Error::InvalidOptions("no candidate prompt to score".into()));
+    }
+    check_prompt_text(user)?;
+    for c in candidates {
+        check_prompt_text(c)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn score_engine(&self) -> Result<&ScoreEngine> {
+        self.score.as_ref().ok_or_else(|| {
+            Error::NotInBundle(format!(
+                "the bundle at {} has no score components (text_encoder, unet, vae_decoder, tokenizer, scheduler, clip, aesthetic); optimize still works",
+                self.bundle.root().display()
+            ))
+        })
+    }
+
+    /// True when the bundle has the score components.
+    pub fn can_score(&self) -> bool {
+        self.score.is_some()
+    }
+
+    /// Score `candidate` as a rewrite of `user_prompt` (SPEC section 3).
+    pub fn score(&self, user_prompt: &str, candidate: &str, options: &ScoreOptions, progress: Progress<'_>) -> Result<ScoreResult> {
+        self.score_many(user_prompt, &[candidate], options, progress)
+    }
+
+    /// Score several candidates for one user prompt; their images go through the UNet together.
+    pub fn score_many(&self, user_prompt: &str, candidates: &[&str], options: &ScoreOptions, progress: Progress<'_>) -> Result<ScoreResult> {
+        validate(user_prompt, candidates, options)?;
+        let se = self.score_engine()?;
+        let n = options.images_per_prompt;
+        let base = self.baseline(se, user_prompt, options, &mut *progress)?;
+        let jobs: Vec<ImageJob<'_>> = candidates.iter().map(|c| ImageJob { prompt: c, seed: options.seed, first_index: 0, count: n }).collect();
+        let images = se.pipeline.generate(&jobs, &options.sd, &mut *progress)?;
+        let refs: Vec<&Image> = images.iter().collect();
+        let embs = se.scorer.image_embeddings(&refs, &mut *progress)?;
+        let mut out = Vec::with_capacity(candidates.len());
+        let mut images = images.into_iter();
+        for (ci, c) in candidates.iter().enumerate() {
+            let e = &embs[ci * n..(ci + 1) * n];
+            let sims = e.iter().map(|v| cosine_similarity(v, &base.text_embedding)).collect::<Result<Vec<_>>>()?;
+            let aes = e.iter().map(|v| se.scorer.aesthetic(v)).collect::<Result<Vec<_>>>()?;
+            let reward = promptist_reward(&aes, &base.aesthetic, &sims)?;
+            let imgs: Vec<Image> = images.by_ref().take(n).collect();
+            out.push(CandidateScore { prompt: c.to_string(), reward, images: if options.return_images { imgs } else { Vec::new() } });
+        }
+        Ok(ScoreResult {
+            user_prompt: user_prompt.to_string(),
+            candidates: out,
+            seed: options.seed,
+            images_per_prompt: n,
+            user_images: if options.return_images { base.images.clone() } else { Vec::new() },
+            provider: se.pipeline.provider(),
+            random_weights: self.random_weights(),
+        })
+    }
+
+    /// Number of cached x-baselines (for tests and diagnostics).
+    pub fn cached_baselines(&self) -> usize {
+        self.score.as_ref().map_or(0, |s| s.cache.len())
+    }
+
+    fn baseline(&self, se: &ScoreEngine, x: &str, o: &ScoreOptions, progress: Progress<'_>) -> Result<Arc<Baseline>> {
+        let key = BaselineKey {
+            prompt: x.to_string(),
+            seed: o.seed,
+            images: o.images_per_prompt,
+            width: o.sd.width,
+            height: o.sd.height,
+            steps: o.sd.steps,
+            guidance_bits: o.sd.guidance_scale.to_bits(),
+            scheduler: match o.sd.scheduler {
+                SchedulerKind::DpmSolverMultistep => 0,
+                SchedulerKind::Ddim => 1,
+            },
+        };
+        if let Some(b) = se.cache.get(&key) {
+            return Ok(b);
+        }
+        let job = ImageJob { prompt: x, seed: o.seed, first_index: 0, count: o.images_per_prompt };
+        let images = se.pipeline.generate(&[job], &o.sd, &mut *progress)?;
+        let refs: Vec<&Image> = images.iter().collect();
+        let embs = se.scorer.image_embeddings(&refs, &mut *progress)?;
+        let aesthetic = embs.iter().map(|v| se.scorer.aesthetic(v)).collect::<Result<Vec<_>>>()?;
+        let text_embedding = se.scorer.text_embedding(x)?;
+        report(progress, Stage::Score, embs.len(), embs.len())?;
+        let b = Arc::new(Baseline { text_embedding, aesthetic, images });
+        se.cache.insert(key, b.clone());
+        Ok(b)
+    }
+
+    /// Best-of-n: generate the policy's n-best candidates (`optimize.decoding`'s
+    /// `num_return_sequences`) and rank them by the real reward against `prompt`, best first
+    /// (ties keep the decoder's order).
+    pub fn optimize_best_of_n(&self, prompt: &str, optimize: &OptimizeOptions, score: &ScoreOptions, progress: Progress<'_>) -> Result<BestOfN> {
+        self.score_engine()?;
+        let opt = self.optimize(prompt, optimize)?;
+        let texts: Vec<&str> = opt.candidates.iter().map(|c| c.text.as_str()).collect();
+        // A candidate that is empty after trimming cannot be scored: it is left out of the ranking.
+        let scorable: Vec<usize> = (0..texts.len()).filter(|&i| check_prompt_text(texts[i]).is_ok()).collect();
+        if scorable.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let to_score: Vec<&str> = scorable.iter().map(|&i| texts[i]).collect();
+        let mut scores = self.score_many(prompt, &to_score, score, progress)?;
+        let mut order: Vec<usize> = (0..scorable.len()).collect();
+        order.sort_by(|&a, &b| scores.candidates[b].reward.reward.total_cmp(&scores.candidates[a].reward.reward));
+        let ranked = order.iter().map(|&k| opt.candidates[scorable[k]].clone()).collect();
+        let mut cands: Vec<Option<CandidateScore>> = scores.candidates.drain(..).map(Some).collect();
+        scores.candidates = order.iter().filter_map(|&k| cands[k].take()).collect();
+        Ok(BestOfN { optimize: opt, ranked, scores })
+    }
+}

@@ -1,0 +1,65 @@
+//! Shared by the score-engine tests: a tiny random bundle (GPT-2 policy + tiny random SD / CLIP +
+//! the real aesthetic head) and a policy-only copy, made once per test binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use promptist::export::clip_text::SdExportOptions;
+use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+
+pub struct Bundles {
+    _dir: tempfile::TempDir,
+    pub score: PathBuf,
+    pub policy_only: PathBuf,
+}
+
+pub fn shared() -> PathBuf {
+    let p = std::env::var("PROMPTIST_SHARED").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/work/shared"));
+    assert!(p.join("data/aesthetic").is_dir(), "{} has no data/aesthetic: set PROMPTIST_SHARED", p.display());
+    p
+}
+
+pub fn ort_ready() {
+    let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
+    assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
+}
+
+pub fn bundles() -> &'static Bundles {
+    static B: OnceLock<Bundles> = OnceLock::new();
+    B.get_or_init(|| {
+        ort_ready();
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let cfg = promptist::export::Gpt2Config::preset("tiny").unwrap();
+        promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
+        let policy_only = dir.path().join("policy_only");
+        promptist::export::convert_checkpoint(&ck, &policy_only, &Default::default(), &mut |_| {}).unwrap();
+        let score = dir.path().join("score");
+        promptist::export::convert_checkpoint(&ck, &score, &Default::default(), &mut |_| {}).unwrap();
+        let shared = shared();
+        let src = ScoreSources {
+            sd: SdSource::Random { seed: 5, preset: "tiny".into() },
+            clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
+            aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
+            clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
+            export: SdExportOptions::default(),
+        };
+        add_score_components(&score, &src).unwrap();
+        Bundles { _dir: dir, score, policy_only }
+    })
+}
+
+/// Copy a bundle folder recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let t = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
