@@ -322,9 +322,11 @@ mod tests {
 
     #[test]
     fn merges_txt_builds_the_same_tokenizer_and_tiny_configs_validate() {
-        let shared = std::env::var("PROMPTIST_SHARED").unwrap_or_else(|_| "/work/shared".into());
-        let gz = Path::new(&shared).join("data/clip/bpe_simple_vocab_16e6.txt.gz");
-        assert!(gz.is_file(), "{} missing: set PROMPTIST_SHARED", gz.display());
+        let shared = std::env::var("PROMPTIST_SHARED_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+        let gz = shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz");
+        assert!(gz.is_file(), "{} missing: set PROMPTIST_SHARED_DIR to the project's shared folder", gz.display());
         let txt = merges_txt_from_bpe_gz(&gz).unwrap();
         assert!(txt.starts_with("#version: 0.2\n"));
         let (a, b) = (ClipTokenizer::from_merges_text(&txt).unwrap(), ClipTokenizer::from_bpe_gz(&gz).unwrap());
