@@ -11,8 +11,10 @@ echo "[run] python: $PROMPTIST_PYTHON"
 start=$(date +%s)
 stage() { echo "[run] $(( $(date +%s) - start ))s: $*"; }
 
+# Each cargo call names the same package selection as the test call that follows it, so features
+# unify the same way and nothing is compiled twice.
 stage "build (debug: tests; release: the CLI and library the parity tests drive)"
-cargo build --workspace --all-targets
+cargo build -p promptist --all-targets
 cargo build --release -p promptist --lib --bins
 export PROMPTIST_BIN="$PWD/target/release/promptist"
 export PROMPTIST_LIBRARY="$PWD/target/release/libpromptist.so"
@@ -23,6 +25,7 @@ stage "Rust tests: trainer (one thread: tch tests share the process's torch stat
 cargo test -p promptist-train --no-fail-fast -- --test-threads 1
 stage "C tests under valgrind"
 bash tests/c/run.sh
+bash tests/c/run_score.sh
 stage "Python parity tests and binding"
 "$PROMPTIST_PYTHON" -m pytest -q -p no:cacheprovider tests/python bindings/python
 stage "done"
