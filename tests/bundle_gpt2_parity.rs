@@ -2,24 +2,14 @@
 //! come from tests/python/tok_reference.py run in the Python venv at test time (240 strings:
 //! prompts, unicode, emoji, CJK, whitespace runs, `<|endoftext|>` inside text).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use promptist::text::gpt2::Gpt2Tokenizer;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROMPTIST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME").expect("HOME is not set");
-    let p = PathBuf::from(home).join(".cache/promptist/venv/bin/python");
-    assert!(
-        p.is_file(),
-        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON",
-        p.display()
-    );
-    p
-}
+use common::{python, script, shared_path};
 
 #[derive(serde::Deserialize)]
 struct Record {
@@ -32,7 +22,7 @@ struct Record {
 fn gpt2_ids_match_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ref.json");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/tok_reference.py");
+    let script = script("tok_reference.py");
     let st = Command::new(python())
         .arg(&script)
         .arg(&out)
@@ -89,14 +79,8 @@ fn gpt2_ids_match_transformers() {
     }
 }
 
-/// The real GPT-2 vocabulary: `PROMPTIST_GPT2_DIR`, else `shared/data/gpt2` above the crate.
+/// The real GPT-2 vocabulary (encoder.json, vocab.bpe): `PROMPTIST_GPT2_DIR`, else
+/// `data/gpt2` of the shared folder.
 fn gpt2_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PROMPTIST_GPT2_DIR") {
-        return PathBuf::from(d);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    root.ancestors()
-        .map(|a| a.join("shared/data/gpt2"))
-        .find(|d| d.join("encoder.json").is_file())
-        .expect("GPT-2 vocabulary not found: set PROMPTIST_GPT2_DIR to a folder with encoder.json and vocab.bpe")
+    shared_path("PROMPTIST_GPT2_DIR", "data/gpt2")
 }

@@ -5,35 +5,18 @@
 //! and the real LAION aesthetic head. Every element is compared bit for bit (tolerance 0) with the
 //! tensors torch.load returns, which Python saves as safetensors next to each checkpoint.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use promptist::weights::torch_pickle::{load, DType, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROMPTIST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/promptist/venv/bin/python");
-    assert!(
-        p.is_file(),
-        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON",
-        p.display()
-    );
-    p
-}
+use common::{python, shared_path};
 
 fn aesthetic_head() -> PathBuf {
-    let name = "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth";
-    if let Some(d) = std::env::var_os("PROMPTIST_SHARED_DIR") {
-        return PathBuf::from(d).join(name);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    root.ancestors()
-        .map(|a| a.join("shared").join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found in a `shared` folder above the crate; set PROMPTIST_SHARED_DIR"))
+    shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 }
 
 /// Writes each checkpoint X.pt plus X.expected.safetensors (torch.load's tensors, flattened with

@@ -1,6 +1,8 @@
 //! ONNX Runtime sessions through promptist::runtime on a tiny ONNX model written by the Python
 //! `onnx` package at test time: CPU creation and a run, the name checks, CUDA/auto providers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,18 +10,7 @@ use ort::value::Tensor;
 use promptist::runtime::{IoNames, ProviderChoice, ProviderKind, Runtime, SessionOptions};
 use promptist::Code;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROMPTIST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(std::env::var_os("HOME").expect("HOME is not set")).join(".cache/promptist/venv/bin/python");
-    assert!(
-        p.is_file(),
-        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON",
-        p.display()
-    );
-    p
-}
+use common::python;
 
 /// z = x + y (float32, shape [2, 3]).
 fn tiny_model(dir: &Path) -> PathBuf {

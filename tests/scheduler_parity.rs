@@ -4,13 +4,13 @@
 //! functions evaluated in f64 on diffusers' f32 alphas_cumprod (what this crate computes), and
 //! within 1e-4 of diffusers' shipped f32 run (whose own f32 rounding is the difference; printed).
 
-mod score_common;
+mod common;
 
 use promptist::diffusion::scheduler::dpm_solver::{DpmSolverMultistepScheduler, DpmSolverSettings};
 use promptist::diffusion::scheduler::{build, Scheduler, SchedulerConfig, SchedulerKind};
 use std::sync::OnceLock;
 
-use score_common::{f32s, i64s, max_abs, run_json};
+use common::{f32s, i64s, max_abs, run_json};
 
 const SD14_CONFIG: &str = r#"{"_class_name": "PNDMScheduler", "_diffusers_version": "0.7.0.dev0",
  "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085,

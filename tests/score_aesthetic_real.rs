@@ -3,31 +3,15 @@
 //! unit vectors: unfolded and folded evaluations both within 1e-5 of torch's f32 output, and
 //! within 1e-9 of each other.
 
-mod score_common;
+mod common;
 
 use std::path::PathBuf;
 
 use promptist::reward::aesthetic::AestheticHead;
-use score_common::{f32s, run_json};
+use common::{f32s, run_json, shared_path};
 
 fn pth() -> PathBuf {
-    let p = std::env::var("PROMPTIST_AESTHETIC_PTH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
-        });
-    let p = if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
-    };
-    assert!(
-        p.exists(),
-        "aesthetic weights not found (set PROMPTIST_AESTHETIC_PTH): {}",
-        p.display()
-    );
-    p
+    shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 }
 
 #[test]

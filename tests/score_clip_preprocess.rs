@@ -5,18 +5,10 @@
 //! size is bit-exact: the pass order rule, incl. 225x1000 and 333x777 which go vertical first.)
 //! Plus 60 random plain resizes (up/down, both pass orders) byte-exact against Pillow.
 
-mod score_common;
+mod common;
 
 use promptist::reward::preprocess::{clip_preprocess, resize_bicubic_rgb8, CLIP_STD};
-use score_common::run_json;
-
-fn read_f32(p: &std::path::Path) -> Vec<f32> {
-    std::fs::read(p)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use common::{read_f32, run_json};
 
 #[test]
 fn clip_preprocess_matches_open_clip() {

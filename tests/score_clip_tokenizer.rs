@@ -4,23 +4,15 @@
 //! contractions, HTML entities, numbers, very long strings), every id compared; and the tokenizer
 //! built from transformers' saved `vocab.json` + `merges.txt` gives the same ids.
 
-mod score_common;
+mod common;
 
 use std::path::PathBuf;
 
 use promptist::text::clip::ClipTokenizer;
-use score_common::run_json;
+use common::{run_json, shared_path};
 
 fn bpe() -> PathBuf {
-    let p = std::env::var("PROMPTIST_CLIP_BPE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/work/shared/data/clip/bpe_simple_vocab_16e6.txt.gz"));
-    assert!(
-        p.exists(),
-        "CLIP merges not found (set PROMPTIST_CLIP_BPE): {}",
-        p.display()
-    );
-    p
+    shared_path("PROMPTIST_CLIP_BPE", "data/clip/bpe_simple_vocab_16e6.txt.gz")
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {

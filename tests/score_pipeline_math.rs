@@ -2,19 +2,11 @@
 //! f32 bit) and the decoder-output -> RGB8 conversion of `VaeImageProcessor.postprocess` (every
 //! byte), on random tensors.
 
-mod score_common;
+mod common;
 
 use promptist::diffusion::guidance::{classifier_free_guidance, latents_for_vae};
 use promptist::diffusion::postprocess::decoded_to_rgb8;
-use score_common::run_json;
-
-fn read_f32(p: &std::path::Path) -> Vec<f32> {
-    std::fs::read(p)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use common::{read_f32, run_json};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()

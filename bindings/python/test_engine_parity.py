@@ -9,15 +9,12 @@ candidates is accepted only when their reference scores tie within that toleranc
     ORT_DYLIB_PATH=... ~/.cache/promptist/venv/bin/python -m pytest bindings/python/test_engine_parity.py -q
 """
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402  (a missing torch must fail, not skip)
@@ -51,15 +48,8 @@ REL_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    ort = os.environ.get("ORT_DYLIB_PATH")
-    assert ort and Path(ort).is_file(), "ORT_DYLIB_PATH must name the ONNX Runtime library"
-    cli = Path(os.environ.get("PROMPTIST_BIN", ROOT / "target" / "debug" / "promptist"))
-    assert cli.is_file(), f"promptist CLI not found at {cli}: run `cargo build` or set PROMPTIST_BIN"
-    d = tmp_path_factory.mktemp("parity")
-    ck, bundle = d / "ck", d / "bundle"
-    subprocess.run([str(cli), "make-tiny", "--out", str(ck), "--seed", "21"], check=True, capture_output=True)
-    subprocess.run([str(cli), "convert", "--checkpoint", str(ck), "--out", str(bundle)], check=True, capture_output=True)
+def setup(make_tiny_bundle):
+    ck, bundle = make_tiny_bundle(21)
     torch.set_num_threads(1)
     model = transformers.GPT2LMHeadModel.from_pretrained(str(ck)).eval()
     tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(ck / "tokenizer.json"))

@@ -6,8 +6,6 @@ default target/debug/promptist) to make the bundle, and ORT_DYLIB_PATH; fails cl
 """
 
 import ctypes
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,22 +13,14 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 import promptist  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    ort = os.environ.get("ORT_DYLIB_PATH")
-    assert ort and Path(ort).is_file(), "ORT_DYLIB_PATH must name the ONNX Runtime library"
-    cli = Path(os.environ.get("PROMPTIST_BIN", ROOT / "target" / "debug" / "promptist"))
-    assert cli.is_file(), f"promptist CLI not found at {cli}: run `cargo build` or set PROMPTIST_BIN"
-    d = tmp_path_factory.mktemp("bundle")
-    subprocess.run([str(cli), "make-tiny", "--out", str(d / "ck"), "--seed", "5"], check=True, capture_output=True)
-    subprocess.run([str(cli), "convert", "--checkpoint", str(d / "ck"), "--out", str(d / "b")], check=True, capture_output=True)
-    return d / "b"
+def bundle(make_tiny_bundle):
+    return make_tiny_bundle(5)[1]
 
 
 def test_version_and_abi():

@@ -165,6 +165,29 @@ pub fn generate(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &DecodingCo
     }
 }
 
+/// End of one step of the row-per-sequence decoders (greedy, sample): report progress, then
+/// drop the rows whose `next` token is EOS and feed the others to the model. `live` maps model
+/// rows to output slots and shrinks with the batch. Returns false when decoding is over (the
+/// last step was taken or every row finished).
+pub(crate) fn advance_rows(model: &mut dyn CausalLm, ctl: &mut Controls<'_>, step: usize, max_new_tokens: usize, live: &mut Vec<usize>, mut next: Vec<u32>) -> Result<bool> {
+    ctl.tick(step + 1, max_new_tokens)?;
+    if step + 1 == max_new_tokens {
+        return Ok(false);
+    }
+    let eos = ctl.eos_token_id;
+    let keep: Vec<usize> = (0..live.len()).filter(|&r| next[r] != eos).collect();
+    if keep.is_empty() {
+        return Ok(false);
+    }
+    if keep.len() != live.len() {
+        model.select_rows(&keep)?;
+        *live = keep.iter().map(|&r| live[r]).collect();
+        next = keep.iter().map(|&r| next[r]).collect();
+    }
+    model.step(&next)?;
+    Ok(true)
+}
+
 /// Strip a trailing EOS (the decoders report whether it was there).
 pub(crate) fn without_eos(mut tokens: Vec<u32>, eos: u32) -> (Vec<u32>, bool) {
     if tokens.last() == Some(&eos) {

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::policy::config::{DecodingConfig, Strategy};
-use crate::policy::generate::{without_eos, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
+use crate::policy::generate::{advance_rows, without_eos, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
 use crate::policy::logits::{top_k, RowStats};
 use crate::policy::model::{CausalLm, PaddedBatch};
 use crate::{Error, Result};
@@ -105,20 +105,9 @@ pub(crate) fn run(model: &mut dyn CausalLm, prompts: &[Vec<u32>], cfg: &Decoding
             tokens[s].push(t);
             next.push(t);
         }
-        ctl.tick(step + 1, cfg.max_new_tokens)?;
-        if step + 1 == cfg.max_new_tokens {
+        if !advance_rows(model, ctl, step, cfg.max_new_tokens, &mut live, next)? {
             break;
         }
-        let keep: Vec<usize> = (0..live.len()).filter(|&r| next[r] != eos).collect();
-        if keep.is_empty() {
-            break;
-        }
-        if keep.len() != live.len() {
-            model.select_rows(&keep)?;
-            live = keep.iter().map(|&r| live[r]).collect();
-            next = keep.iter().map(|&r| next[r]).collect();
-        }
-        model.step(&next)?;
     }
     let mut out = Vec::with_capacity(n);
     let mut it = tokens.into_iter().zip(scores);

@@ -4,25 +4,19 @@ promptist CLI, and running the exported ONNX graph with onnxruntime (past/presen
 transformers 5.23 GPT-2 semantics reproduced by the graph: default SDPA attention, position_ids
 given explicitly (cumsum of the mask - 1, padding positions set to 1, as generate() does).
 """
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from reference_env import promptist_bin  # noqa: F401  (ref.promptist_bin in the tests)
+
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER_JSON = REPO / "src" / "text" / "data" / "gpt2-tokenizer.json"
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=64, vocab_size=50257)
 GPT2_117M = dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024, vocab_size=50257)
-
-
-def promptist_bin():
-    p = Path(os.environ.get("PROMPTIST_BIN", REPO / "target" / "debug" / "promptist"))
-    if not p.is_file():
-        raise AssertionError(f"promptist CLI not found at {p}: run `cargo build` or set PROMPTIST_BIN")
-    return p
 
 
 def run_cli(*args):

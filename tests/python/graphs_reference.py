@@ -10,17 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from reference_env import promptist_bin  # noqa: F401  (ref.promptist_bin in the tests)
+
 REPO = Path(__file__).resolve().parents[2]
 AESTHETIC_PTH = Path(os.environ.get("PROMPTIST_SHARED", REPO.parent.parent / "shared")) / "data" / "aesthetic" / "sac+logos+ava1-l14-linearMSE.pth"
 if not AESTHETIC_PTH.is_file():
     AESTHETIC_PTH = Path("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
-
-
-def promptist_bin():
-    p = Path(os.environ.get("PROMPTIST_BIN", REPO / "target" / "debug" / "promptist"))
-    if not p.is_file():
-        raise AssertionError(f"promptist CLI not found at {p}: run `cargo build` or set PROMPTIST_BIN")
-    return p
 
 
 def export(graph, out, *args, check=True):

@@ -17,14 +17,11 @@ import numpy as np
 import pytest
 
 import gpt2_reference as ref
+import reference_env
 
-try:
-    import onnx
-    import onnxruntime  # noqa: F401
-    import torch
-    import transformers  # noqa: F401
-except ImportError as e:  # fail, never skip: the parity suite needs the reference venv
-    raise AssertionError(f"reference Python packages missing ({e}); use ~/.cache/promptist/venv/bin/python") from e
+reference_env.require("onnx", "onnxruntime", "torch", "transformers")  # fail, never skip
+import onnx  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -17,16 +17,13 @@ import numpy as np
 import pytest
 
 import graphs_reference as ref
+import reference_env
 
-try:
-    import onnx  # noqa: F401
-    import onnxruntime  # noqa: F401
-    import torch
-    import transformers
-    import diffusers
-    import open_clip
-except ImportError as e:  # fail, never skip: the parity suite needs the reference venv
-    raise AssertionError(f"reference Python packages missing ({e}); use ~/.cache/promptist/venv/bin/python") from e
+reference_env.require("onnx", "onnxruntime", "torch", "transformers", "diffusers", "open_clip")  # fail, never skip
+import onnx  # noqa: E402
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 torch.set_num_threads(2)
 

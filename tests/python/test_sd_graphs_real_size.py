@@ -15,14 +15,11 @@ import numpy as np
 import pytest
 
 import graphs_reference as ref
+import reference_env
 
-try:
-    import onnxruntime  # noqa: F401
-    import torch
-    import transformers
-    import diffusers
-except ImportError as e:
-    raise AssertionError(f"reference Python packages missing ({e}); use ~/.cache/promptist/venv/bin/python") from e
+reference_env.require("onnxruntime", "torch", "transformers", "diffusers")  # fail, never skip
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 torch.set_num_threads(2)
 

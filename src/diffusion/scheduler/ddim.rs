@@ -3,10 +3,9 @@
 //! `clip_sample`, `set_alpha_to_one`, `steps_offset` and the three timestep spacings (class default
 //! `leading`, which with SD 1.x's `steps_offset: 1` gives 951, 901, ..., 1 for 20 steps).
 
-use super::betas::{alphas_cumprod, betas};
+use super::common::{check_step, num_train_timesteps, timestep_index, train_alphas_cumprod, Prediction, Spacing};
 use super::config::{unsupported, SchedulerConfig};
-use super::dpm_solver::{Prediction, Spacing};
-use super::{check_len, np_arange, np_linspace, Scheduler};
+use super::{np_arange, np_linspace, Scheduler};
 use crate::{Error, Result};
 
 const WHO: &str = "DDIMScheduler";
@@ -37,10 +36,7 @@ impl DdimSettings {
         if let Some(tb) = &c.trained_betas {
             return Err(unsupported(WHO, "trained_betas", tb));
         }
-        let num_train_timesteps = c.num_train_timesteps.unwrap_or(1000);
-        if num_train_timesteps < 2 {
-            return Err(unsupported(WHO, "num_train_timesteps", num_train_timesteps));
-        }
+        let num_train_timesteps = num_train_timesteps(c, WHO)?;
         Ok(Self {
             num_train_timesteps,
             beta_start: c.beta_start.unwrap_or(0.0001),
@@ -66,14 +62,13 @@ pub struct DdimScheduler {
 
 impl DdimScheduler {
     pub fn new(settings: DdimSettings) -> Result<Self> {
-        let b = betas(
+        let ac = train_alphas_cumprod(
             &settings.beta_schedule,
             settings.beta_start,
             settings.beta_end,
             settings.num_train_timesteps,
             WHO,
         )?;
-        let ac = alphas_cumprod(&b);
         let final_alpha_cumprod = if settings.set_alpha_to_one {
             1.0
         } else {
@@ -97,12 +92,7 @@ impl DdimScheduler {
     }
 
     fn alpha_at(&self, t: i64) -> Result<f32> {
-        usize::try_from(t)
-            .ok()
-            .and_then(|i| self.alphas_cumprod.get(i).copied())
-            .ok_or_else(|| {
-                Error::InvalidOptions(format!("{WHO}: timestep {t} is outside the schedule"))
-            })
+        Ok(self.alphas_cumprod[timestep_index(t, self.alphas_cumprod.len(), WHO)?])
     }
 }
 
@@ -150,12 +140,7 @@ impl Scheduler for DdimScheduler {
     }
 
     fn step(&mut self, model_output: &[f32], timestep: i64, sample: &[f32]) -> Result<Vec<f32>> {
-        if self.num_inference_steps == 0 {
-            return Err(Error::InvalidOptions(format!(
-                "{WHO}: call set_timesteps before step"
-            )));
-        }
-        check_len("model_output", model_output.len(), sample.len())?;
+        check_step(self.num_inference_steps != 0, WHO, model_output, sample)?;
         let prev_t =
             timestep - (self.settings.num_train_timesteps / self.num_inference_steps) as i64;
         let a_t = self.alpha_at(timestep)?;

@@ -8,46 +8,13 @@
 //! With diffusers' class defaults (timestep_spacing `linspace`) and 20 steps the timesteps are
 //! `linspace(0, 999, 21).round()` reversed without its last element: exactly SPEC section 3.
 
-use super::betas::{alphas_cumprod, betas};
+pub use super::common::{Prediction, Spacing};
+use super::common::{check_step, num_train_timesteps, timestep_index, train_alphas_cumprod};
 use super::config::{unsupported, SchedulerConfig};
-use super::{check_len, np_arange, np_linspace, Scheduler};
+use super::{np_arange, np_linspace, Scheduler};
 use crate::{Error, Result};
 
 const WHO: &str = "DPMSolverMultistepScheduler";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spacing {
-    Linspace,
-    Leading,
-    Trailing,
-}
-
-impl Spacing {
-    pub(crate) fn parse(s: &str, who: &str) -> Result<Self> {
-        match s {
-            "linspace" => Ok(Spacing::Linspace),
-            "leading" => Ok(Spacing::Leading),
-            "trailing" => Ok(Spacing::Trailing),
-            other => Err(unsupported(who, "timestep_spacing", other)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prediction {
-    Epsilon,
-    VPrediction,
-}
-
-impl Prediction {
-    pub(crate) fn parse(s: &str, who: &str) -> Result<Self> {
-        match s {
-            "epsilon" => Ok(Prediction::Epsilon),
-            "v_prediction" => Ok(Prediction::VPrediction),
-            other => Err(unsupported(who, "prediction_type", other)),
-        }
-    }
-}
 
 /// The resolved settings (diffusers' defaults for this class filled in).
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +83,7 @@ impl DpmSolverSettings {
             "sigma_min" => true,
             other => return Err(unsupported(WHO, "final_sigmas_type", other)),
         };
-        let num_train_timesteps = c.num_train_timesteps.unwrap_or(1000);
-        if num_train_timesteps < 2 {
-            return Err(unsupported(WHO, "num_train_timesteps", num_train_timesteps));
-        }
+        let num_train_timesteps = num_train_timesteps(c, WHO)?;
         Ok(Self {
             num_train_timesteps,
             beta_start: c.beta_start.unwrap_or(0.0001),
@@ -181,7 +145,7 @@ pub struct DpmSolverMultistepScheduler {
 
 impl DpmSolverMultistepScheduler {
     pub fn new(settings: DpmSolverSettings) -> Result<Self> {
-        let b = betas(
+        let alphas_cumprod = train_alphas_cumprod(
             &settings.beta_schedule,
             settings.beta_start,
             settings.beta_end,
@@ -190,7 +154,7 @@ impl DpmSolverMultistepScheduler {
         )?;
         let order = settings.solver_order;
         Ok(Self {
-            alphas_cumprod: alphas_cumprod(&b),
+            alphas_cumprod,
             settings,
             timesteps: Vec::new(),
             sigmas: Vec::new(),
@@ -349,13 +313,7 @@ impl Scheduler for DpmSolverMultistepScheduler {
             .collect();
         let mut sigmas = Vec::with_capacity(timesteps.len() + 1);
         for &t in &timesteps {
-            let idx = usize::try_from(t)
-                .ok()
-                .filter(|&i| i < all.len())
-                .ok_or_else(|| {
-                    Error::InvalidOptions(format!("timestep {t} is outside the schedule"))
-                })?;
-            sigmas.push(all[idx]);
+            sigmas.push(all[timestep_index(t, all.len(), WHO)?]);
         }
         sigmas.push(if self.settings.final_sigma_min {
             all[0]
@@ -383,12 +341,7 @@ impl Scheduler for DpmSolverMultistepScheduler {
     }
 
     fn step(&mut self, model_output: &[f32], timestep: i64, sample: &[f32]) -> Result<Vec<f32>> {
-        if self.timesteps.is_empty() {
-            return Err(Error::InvalidOptions(format!(
-                "{WHO}: call set_timesteps before step"
-            )));
-        }
-        check_len("model_output", model_output.len(), sample.len())?;
+        check_step(!self.timesteps.is_empty(), WHO, model_output, sample)?;
         let i = match self.step_index {
             Some(i) => i,
             None => self.index_for_timestep(timestep),

@@ -11,6 +11,7 @@
 //! in f64 (within 1e-6, scaled by max(1, |x|)) and against diffusers' shipped f32 run (1e-4).
 
 pub mod betas;
+pub mod common;
 pub mod config;
 pub mod ddim;
 pub mod dpm_solver;

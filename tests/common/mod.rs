@@ -1,0 +1,99 @@
+//! Shared support of the integration tests (used as `mod common;`): locating the reference Python
+//! venv and the shared data, running the `tests/python/*.py` reference scripts, and reading their
+//! outputs. Anything missing is a test FAILURE with a message saying what to set, never a skip.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The reference Python: `$PROMPTIST_PYTHON` (the python binary), else
+/// `~/.cache/promptist/venv/bin/python`, which must exist.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROMPTIST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is not set");
+    let p = PathBuf::from(home).join(".cache/promptist/venv/bin/python");
+    assert!(
+        p.is_file(),
+        "the Python reference venv is missing ({}); create it or set PROMPTIST_PYTHON to a python with torch, transformers, diffusers, open_clip and onnx",
+        p.display()
+    );
+    p
+}
+
+/// A file or folder of the shared data, `rel` relative to the shared folder (e.g.
+/// `data/gpt2`): `$var` when set (the path itself), else `$PROMPTIST_SHARED_DIR/rel`, else the
+/// first `shared/rel` that exists in a folder above the crate. It must exist.
+pub fn shared_path(var: &str, rel: &str) -> PathBuf {
+    let p = if let Some(p) = std::env::var_os(var) {
+        PathBuf::from(p)
+    } else if let Some(d) = std::env::var_os("PROMPTIST_SHARED_DIR") {
+        PathBuf::from(d).join(rel)
+    } else {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        root.ancestors()
+            .map(|a| a.join("shared").join(rel))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{rel} not found in a `shared` folder above the crate; set {var} (its path) or PROMPTIST_SHARED_DIR (the shared folder)"))
+    };
+    assert!(p.exists(), "{} does not exist; set {var} (the path of {rel}) or PROMPTIST_SHARED_DIR (the shared folder)", p.display());
+    p
+}
+
+/// `tests/python/<name>`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Run a reference script and parse its stdout as JSON; panics with stderr on failure.
+pub fn run_json(name: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the reference Python for {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: bad JSON output: {e}"))
+}
+
+/// A raw little-endian f32 file written by a reference script.
+pub fn read_f32(p: &Path) -> Vec<f32> {
+    std::fs::read(p)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+pub fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+pub fn i64s(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("integer"))
+        .collect()
+}
+
+/// Max abs difference over every element (lengths must match).
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
