@@ -4,6 +4,7 @@
 //! works), a graph with wrong tensor names failing at load naming file and tensor, and cancel.
 //! Needs ORT_DYLIB_PATH and ../shared/data (fails with a clear message without them).
 
+mod common;
 mod score_engine_common;
 
 use promptist::diffusion::pipeline::{SdSettings, Stage};

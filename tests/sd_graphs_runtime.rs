@@ -4,6 +4,8 @@
 //! fails at load, naming the file and the tensor. (Numerical parity with the reference libraries is
 //! tests/python/test_sd_graphs.py.) Needs ORT_DYLIB_PATH.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ort::value::Tensor;
@@ -108,9 +110,7 @@ fn tiny_scorer_graphs_and_real_aesthetic_head_run() {
     assert_eq!(shape_of(&out, "image_embeds"), [2, 16]);
     drop(out);
 
-    let pth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
-    let pth = if pth.is_file() { pth } else { PathBuf::from("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth") };
-    assert!(pth.is_file(), "the aesthetic head's weights are missing at {}", pth.display());
+    let pth = common::shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
     let a = save(&build_aesthetic_folded(&load_aesthetic_weights(&pth).unwrap()).unwrap(), dir.path(), "aesthetic");
     let (mut s, _) = rt.session(&a, &opts(), Some(&IoNames::new(AESTHETIC_INPUTS.iter().copied(), AESTHETIC_OUTPUTS.iter().copied()))).unwrap();
     let x = Tensor::from_array(([2usize, 768], (0..1536).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>())).unwrap();

@@ -54,9 +54,11 @@ def tf4_path():
 
 def tokenizer():
     from transformers import GPT2TokenizerFast
-    d = pathlib.Path(os.environ.get("PROMPTIST_GPT2_VOCAB", ROOT.parent.parent / "shared/data/gpt2"))
-    if not (d / "encoder.json").exists():
-        d = pathlib.Path("/work/shared/data/gpt2")
+    if os.environ.get("PROMPTIST_GPT2_VOCAB"):
+        d = pathlib.Path(os.environ["PROMPTIST_GPT2_VOCAB"])
+    else:
+        from reference_env import shared_data
+        d = shared_data("gpt2")
     vocab = json.load(open(d / "encoder.json"))
     merges = [tuple(l.split()) for l in open(d / "vocab.bpe", encoding="utf-8").read().split("\n")[1:] if l.strip()]
     return GPT2TokenizerFast(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|endoftext|>",

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_env import promptist_bin  # noqa: F401  (ref.promptist_bin in the tests)
+from reference_env import promptist_bin, shared_data  # noqa: F401  (ref.promptist_bin in the tests)
 
 REPO = Path(__file__).resolve().parents[2]
-AESTHETIC_PTH = Path(os.environ.get("PROMPTIST_SHARED", REPO.parent.parent / "shared")) / "data" / "aesthetic" / "sac+logos+ava1-l14-linearMSE.pth"
-if not AESTHETIC_PTH.is_file():
-    AESTHETIC_PTH = Path("/work/shared/data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+AESTHETIC_PTH = shared_data("aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 
 
 def export(graph, out, *args, check=True):

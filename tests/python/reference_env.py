@@ -22,3 +22,20 @@ def require(*packages):
             importlib.import_module(name)
     except ImportError as e:
         raise AssertionError(f"reference Python packages missing ({e}); use ~/.cache/promptist/venv/bin/python") from e
+
+
+def shared_data(rel):
+    """`data/<rel>` in the project's shared folder: PROMPTIST_SHARED_DIR, else the first `shared/`
+    above the repository that holds it (CI lays shared/ beside the clone)."""
+    tried = []
+    if os.environ.get("PROMPTIST_SHARED_DIR"):
+        p = Path(os.environ["PROMPTIST_SHARED_DIR"]) / "data" / rel
+        if p.exists():
+            return p
+        tried.append(p)
+    for a in REPO.parents:
+        p = a / "shared" / "data" / rel
+        if p.exists():
+            return p
+        tried.append(p)
+    raise AssertionError(f"shared data {rel} not found (set PROMPTIST_SHARED_DIR); tried: {', '.join(map(str, tried))}")

@@ -14,10 +14,10 @@ pub struct Bundles {
     pub policy_only: PathBuf,
 }
 
+/// The project's shared folder (PROMPTIST_SHARED_DIR, else the first `shared/` above the crate).
 pub fn shared() -> PathBuf {
-    let p = std::env::var("PROMPTIST_SHARED").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("/work/shared"));
-    assert!(p.join("data/aesthetic").is_dir(), "{} has no data/aesthetic: set PROMPTIST_SHARED", p.display());
-    p
+    let aesthetic = crate::common::shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
+    aesthetic.ancestors().nth(3).map(Path::to_path_buf).unwrap_or(aesthetic)
 }
 
 pub fn ort_ready() {
