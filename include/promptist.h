@@ -510,8 +510,9 @@ promptist_status promptist_score_many(const promptist_engine *engine,
 // Best-of-n: rewrite `prompt` with the policy (`optimize_options`, e.g. beam search with
 // `num_return_sequences` = n), score every candidate against `prompt` with the Promptist reward
 // and return them ranked by reward, best first (`promptist_score_result_prompt(result, 0)` is
-// the best rewrite). Progress and cancel come from `score_options`; `optimize_options`' own
-// callbacks apply to the decoding. Status as `promptist_optimize` and `promptist_score_many`.
+// the best rewrite). Progress and cancel come from `score_options` and cover the scoring
+// stages; the decoding runs first, to completion, and `optimize_options`' own progress /
+// cancel fields are not used here. Status as `promptist_optimize` and `promptist_score_many`.
 //
 // # Safety
 // Pointers are NULL or valid for their type; strings NUL-terminated.
