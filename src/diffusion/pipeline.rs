@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::diffusion::graph::{Feed, Graph};
 use crate::diffusion::guidance::classifier_free_guidance;
 use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, VAE_SCALE};
+use crate::diffusion::postprocess;
 use crate::diffusion::scheduler::{self, SchedulerConfig, SchedulerKind};
 use crate::runtime::{ProviderKind, Runtime, SessionOptions};
 use crate::text::clip::ClipTokenizer;
@@ -339,15 +340,9 @@ impl SdPipeline {
             if o.shape != [k, 3, h, w] {
                 return Err(Error::ModelFormat(format!("{}: sample has shape {:?}, expected [{k}, 3, {h}, {w}]", self.vae.path().display(), o.shape)));
             }
-            for b in 0..k {
-                let img = &o.data[b * 3 * h * w..(b + 1) * 3 * h * w];
-                let mut float = vec![0f32; h * w * 3];
-                for c in 0..3 {
-                    for p in 0..h * w {
-                        float[p * 3 + c] = (img[c * h * w + p] / 2.0 + 0.5).clamp(0.0, 1.0);
-                    }
-                }
-                let rgb8 = float.iter().map(|&v| (v * 255.0).round_ties_even() as u8).collect();
+            for img in o.data.chunks_exact(3 * h * w) {
+                let float = postprocess::decoded_to_unit_hwc(img, h * w);
+                let rgb8 = postprocess::unit_to_u8(&float);
                 images.push(Image { width: w, height: h, rgb8, float });
             }
             report(progress, Stage::VaeDecode, start + k, n)?;

@@ -4,6 +4,23 @@
 
 use crate::{Error, Result};
 
+/// One decoded image `[3, h, w]` (`plane` = h * w values per channel) -> `[0, 1]` values in
+/// `h x w x 3` (NHWC) order: `(x * 0.5 + 0.5).clamp(0, 1)` in f32.
+pub fn decoded_to_unit_hwc(img: &[f32], plane: usize) -> Vec<f32> {
+    let mut out = vec![0f32; 3 * plane];
+    for c in 0..3 {
+        for p in 0..plane {
+            out[p * 3 + c] = (img[c * plane + p] * 0.5f32 + 0.5f32).clamp(0.0, 1.0);
+        }
+    }
+    out
+}
+
+/// `[0, 1]` values -> u8 as numpy does it: `(v * 255).round()` (ties to even).
+pub fn unit_to_u8(values: &[f32]) -> Vec<u8> {
+    values.iter().map(|&v| (v * 255.0f32).round_ties_even() as u8).collect()
+}
+
 /// `[batch, 3, h, w]` f32 decoder output -> `batch` RGB8 images (row-major `h x w x 3` each).
 pub fn decoded_to_rgb8(
     decoded: &[f32],
@@ -18,18 +35,9 @@ pub fn decoded_to_rgb8(
             decoded.len()
         )));
     }
-    Ok((0..batch)
-        .map(|b| {
-            let img = &decoded[b * 3 * plane..(b + 1) * 3 * plane];
-            let mut out = vec![0u8; 3 * plane];
-            for c in 0..3 {
-                for p in 0..plane {
-                    let v = (img[c * plane + p] * 0.5f32 + 0.5f32).clamp(0.0, 1.0);
-                    out[p * 3 + c] = (v * 255.0f32).round_ties_even() as u8;
-                }
-            }
-            out
-        })
+    Ok(decoded
+        .chunks_exact(3 * plane)
+        .map(|img| unit_to_u8(&decoded_to_unit_hwc(img, plane)))
         .collect())
 }
 
