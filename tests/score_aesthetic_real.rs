@@ -23,8 +23,8 @@ fn real_head_matches_torch() {
         &[pth().to_str().unwrap(), st.to_str().unwrap(), "64", "7"],
     );
     // The .pth read directly (torch_pickle) and the safetensors copy give the same head.
-    let head = AestheticHead::from_pth(&pth()).unwrap();
-    let via_st = AestheticHead::from_safetensors(&st).unwrap();
+    let head = AestheticHead::from_file(&pth()).unwrap();
+    let via_st = AestheticHead::from_file(&st).unwrap();
     for (a, b) in head.layers.iter().zip(&via_st.layers) {
         assert_eq!(a.weight, b.weight);
         assert_eq!(a.bias, b.bias);

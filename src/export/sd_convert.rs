@@ -280,8 +280,7 @@ pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<Strin
     written.push((CLIP, cf, clip_cfg));
     let aes_rel = if src.aesthetic.extension().is_some_and(|e| e == "safetensors") { AESTHETIC_SAFETENSORS } else { AESTHETIC_PTH };
     // Check it loads before copying.
-    crate::reward::aesthetic::AestheticHead::from_pth(&src.aesthetic)
-        .or_else(|_| crate::reward::aesthetic::AestheticHead::from_safetensors(&src.aesthetic))?;
+    crate::reward::aesthetic::AestheticHead::from_file(&src.aesthetic)?;
     let to = root.join(aes_rel);
     if let Some(d) = to.parent() {
         std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;

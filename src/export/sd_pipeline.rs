@@ -12,7 +12,7 @@ use super::onnx::{save_model, Model, SaveOptions};
 use super::sd_config::{read_config, ClipTextConfig, UNetConfig, VaeConfig};
 use super::unet::build_unet;
 use super::vae::build_vae_decoder;
-use crate::weights::{read_safetensors, torch_pickle, Tensor, WeightMap};
+use crate::weights::WeightMap;
 use crate::{Error, Result};
 
 /// Component folders of the optimum layout.
@@ -33,21 +33,7 @@ pub const SD_GRAPH_IO: &[(&str, &[&str], &[&str])] = &[
     ("vae_decoder/model.onnx", super::vae::VAE_DECODER_INPUTS, super::vae::VAE_DECODER_OUTPUTS),
 ];
 
-/// Read a weights file: `.safetensors`, or a `torch.save` zip (`.bin`, `.pth`, `.pt`) whose
-/// float tensors are kept (integer buffers such as `position_ids` are skipped).
-pub fn read_weights_file(path: &Path) -> Result<WeightMap> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        return read_safetensors(path);
-    }
-    let mut w = WeightMap::new();
-    for (name, t) in torch_pickle::load(path)? {
-        use torch_pickle::DType as D;
-        if matches!(t.dtype, D::F32 | D::F16 | D::BF16 | D::F64) {
-            w.insert(name, Tensor::new(t.shape.clone(), t.to_f32()?)?);
-        }
-    }
-    Ok(w)
-}
+pub use crate::weights::read_weights_file;
 
 /// The weights of one component folder: the first of `stems` x (`.safetensors`, `.fp16.safetensors`,
 /// `.bin`) that exists.
@@ -181,6 +167,7 @@ pub fn export_sd_pipeline(src: &Path, out: &Path, opts: &SdExportOptions) -> Res
 
 #[cfg(test)]
 mod tests {
+    use crate::weights::Tensor;
     use super::super::aesthetic::{AESTHETIC_INPUTS, AESTHETIC_OUTPUTS};
     use super::super::clip_text::{build_clip_text_projection, CLIP_TEXT_INPUTS, CLIP_TEXT_OUTPUTS};
     use super::super::clip_vision::{build_clip_vision_projection, CLIP_VISION_INPUTS, CLIP_VISION_OUTPUTS};

@@ -4,9 +4,9 @@
 //! to the L2-normalised CLIP ViT-L/14 image embedding. Being affine, it folds into one dot product
 //! plus a bias; both evaluations are provided (f64) and agree.
 
-use std::collections::HashMap;
 use std::path::Path;
 
+use crate::weights::{read_weights_file, WeightMap};
 use crate::{Error, Result};
 
 /// State-dict layer indices of the five Linear layers (`layers.{i}.weight` / `.bias`).
@@ -52,21 +52,22 @@ pub fn l2_normalize(e: &[f32]) -> Result<Vec<f64>> {
 }
 
 impl AestheticHead {
-    /// Build from a state dict: name -> (shape, f32 values), keys `layers.{0,2,4,6,7}.{weight,bias}`.
-    pub fn from_state_dict(tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> Result<Self> {
+    /// Build from a state dict with keys `layers.{0,2,4,6,7}.{weight,bias}`.
+    pub fn from_state_dict(tensors: &WeightMap) -> Result<Self> {
         let mut layers = Vec::with_capacity(5);
         for (li, &k) in LAYER_KEYS.iter().enumerate() {
             let (inf, outf) = (WIDTHS[li], WIDTHS[li + 1]);
             let get = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
-                let (s, v) = tensors.get(&name).ok_or_else(|| {
+                let t = tensors.get(&name).ok_or_else(|| {
                     Error::ModelFormat(format!("aesthetic head: missing tensor `{name}`"))
                 })?;
-                if s.as_slice() != shape || v.len() != shape.iter().product::<usize>() {
+                if t.shape.as_slice() != shape {
                     return Err(Error::ModelFormat(format!(
-                        "aesthetic head: `{name}` has shape {s:?}, expected {shape:?}"
+                        "aesthetic head: `{name}` has shape {:?}, expected {shape:?}",
+                        t.shape
                     )));
                 }
-                Ok(v.clone())
+                Ok(t.data.clone())
             };
             layers.push(Linear {
                 weight: get(format!("layers.{k}.weight"), &[outf, inf])?,
@@ -78,43 +79,14 @@ impl AestheticHead {
         Ok(Self { layers })
     }
 
-    /// Read the head from the reference `.pth` (a `torch.save` zip of the state dict), e.g.
-    /// `sac+logos+ava1-l14-linearMSE.pth`, through [`crate::weights::torch_pickle`].
-    pub fn from_pth(path: &Path) -> Result<Self> {
-        let mut map = HashMap::new();
-        for (name, t) in crate::weights::torch_pickle::load(path)? {
-            let vals = t.to_f32()?;
-            map.insert(name, (t.shape.clone(), vals));
-        }
-        Self::from_state_dict(&map).map_err(|e| match e {
+    /// Read the head from the reference `.pth` (a `torch.save` zip of the state dict, e.g.
+    /// `sac+logos+ava1-l14-linearMSE.pth`) or a `.safetensors` copy, through
+    /// [`crate::weights::read_weights_file`].
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Self::from_state_dict(&read_weights_file(path)?).map_err(|e| match e {
             Error::ModelFormat(m) => Error::ModelFormat(format!("{}: {m}", path.display())),
             other => other,
         })
-    }
-
-    /// Read the head from a safetensors file with the state-dict names (f32 tensors).
-    pub fn from_safetensors(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::ModelFormat(format!("{}: {e}", path.display())))?;
-        let mut map = HashMap::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(Error::ModelFormat(format!(
-                    "{}: tensor `{name}` is {:?}, expected F32",
-                    path.display(),
-                    view.dtype()
-                )));
-            }
-            let vals: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            map.insert(name, (view.shape().to_vec(), vals));
-        }
-        Self::from_state_dict(&map)
     }
 
     /// The unfolded evaluation on an already L2-normalised embedding (f64).
@@ -196,14 +168,14 @@ mod tests {
 
     fn random_head(seed: u64) -> AestheticHead {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut map = HashMap::new();
+        let mut map = WeightMap::new();
         for (li, &k) in LAYER_KEYS.iter().enumerate() {
             let (i, o) = (WIDTHS[li], WIDTHS[li + 1]);
             let s = 1.0 / (i as f32).sqrt();
             let w: Vec<f32> = (0..i * o).map(|_| rng.random_range(-s..s)).collect();
             let b: Vec<f32> = (0..o).map(|_| rng.random_range(-s..s)).collect();
-            map.insert(format!("layers.{k}.weight"), (vec![o, i], w));
-            map.insert(format!("layers.{k}.bias"), (vec![o], b));
+            map.insert(format!("layers.{k}.weight"), crate::weights::Tensor::new(vec![o, i], w).unwrap());
+            map.insert(format!("layers.{k}.bias"), crate::weights::Tensor::new(vec![o], b).unwrap());
         }
         AestheticHead::from_state_dict(&map).unwrap()
     }
@@ -226,10 +198,10 @@ mod tests {
 
     #[test]
     fn shape_errors() {
-        let mut map = HashMap::new();
+        let mut map = WeightMap::new();
         map.insert(
-            "layers.0.weight".to_string(),
-            (vec![1024, 767], vec![0.0; 1024 * 767]),
+            "layers.0.weight",
+            crate::weights::Tensor::new(vec![1024, 767], vec![0.0; 1024 * 767]).unwrap(),
         );
         let e = AestheticHead::from_state_dict(&map).unwrap_err();
         assert!(e.to_string().contains("layers.0.weight"), "{e}");

@@ -51,11 +51,7 @@ impl ClipScorer {
         vision.expect_input_shape("pixel_values", 4, &[(1, 3), (2, s), (3, s)])?;
         let merges = std::fs::read_to_string(files.merges).map_err(|e| Error::io(format!("reading {}", files.merges.display()), e))?;
         let tokenizer = ClipTokenizer::from_merges_text(&merges).map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
-        let aesthetic = if files.aesthetic.extension().is_some_and(|e| e == "safetensors") {
-            AestheticHead::from_safetensors(files.aesthetic)?
-        } else {
-            AestheticHead::from_pth(files.aesthetic)?
-        };
+        let aesthetic = AestheticHead::from_file(files.aesthetic)?;
         Ok(ClipScorer { text, vision, tokenizer, aesthetic, batch: 4 })
     }
 

@@ -6,11 +6,29 @@ pub mod safetensors_io;
 pub mod torch_pickle;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::{Error, Result};
 
 pub use checkpoint::{load_checkpoint_weights, CheckpointFormat};
 pub use safetensors_io::{read_safetensors, write_safetensors};
+
+/// Read a weights file: `.safetensors`, or a `torch.save` zip (`.bin`, `.pth`, `.pt`) whose
+/// float tensors are kept (integer buffers such as `position_ids` are skipped).
+pub fn read_weights_file(path: &Path) -> Result<WeightMap> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return read_safetensors(path);
+    }
+    let mut w = WeightMap::new();
+    for (name, t) in torch_pickle::load(path)? {
+        use torch_pickle::DType as D;
+        if matches!(t.dtype, D::F32 | D::F16 | D::BF16 | D::F64) {
+            w.insert(name, Tensor::new(t.shape.clone(), t.to_f32()?)?);
+        }
+    }
+    Ok(w)
+}
+
 
 /// One tensor: row-major f32 values and their shape.
 #[derive(Debug, Clone, PartialEq)]
