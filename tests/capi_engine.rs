@@ -3,6 +3,8 @@
 //! small struct_size), and one engine shared by several threads at once.
 //! Needs ORT_DYLIB_PATH (fails with a clear message without it).
 
+mod common;
+
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
@@ -17,10 +19,7 @@ use promptist::capi::result::{
 };
 use promptist::capi::{promptist_engine, promptist_error, promptist_optimize_result, promptist_status, promptist_strategy};
 
-fn ort_ready() {
-    let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
-    assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
-}
+use common::ort_ready;
 
 /// A tiny random bundle made once for the whole test binary, plus a broken copy of each kind.
 struct Bundles {

@@ -97,3 +97,9 @@ pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0f32, f32::max)
 }
+
+/// Fails with a clear message unless ORT_DYLIB_PATH names the ONNX Runtime library.
+pub fn ort_ready() {
+    let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
+    assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
+}

@@ -20,10 +20,7 @@ pub fn shared() -> PathBuf {
     aesthetic.ancestors().nth(3).map(Path::to_path_buf).unwrap_or(aesthetic)
 }
 
-pub fn ort_ready() {
-    let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
-    assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
-}
+pub use crate::common::ort_ready;
 
 pub fn bundles() -> &'static Bundles {
     static B: OnceLock<Bundles> = OnceLock::new();
