@@ -19,7 +19,7 @@ use promptist_train::sft::{train, SftConfig};
 use promptist_train::{Result, TrainError};
 
 #[derive(Parser)]
-#[command(name = "promptist-train", version, about = "Promptist trainer: SFT on tch, ONNX bundle export")]
+#[command(name = "promptist-train", version, about = "Promptist trainer: SFT and PPO on tch, ONNX bundle export")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -39,6 +39,12 @@ enum Cmd {
     TrainTokenizer(TrainTokenizerArgs),
     /// Greedy rewrites of prompts by a checkpoint (tch, no ONNX), one "input -> output" line each.
     Generate(GenerateArgs),
+    /// PPO of an SFT policy against the Promptist reward (the library's scorer).
+    Ppo(crate::cli_ppo::PpoArgs),
+    /// Held-out mean reward of policies under several image seeds (JSON lines on stdout).
+    PpoEval(crate::cli_ppo::PpoEvalArgs),
+    /// Seconds per PPO step by stage, and the reward work saved by the x-baseline cache.
+    PpoBench(crate::cli_ppo::PpoBenchArgs),
 }
 
 #[derive(Args)]
@@ -256,6 +262,9 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Cmd::TrainTokenizer(a) => cmd_train_tokenizer(a),
+        Cmd::Ppo(a) => crate::cli_ppo::cmd_ppo(a),
+        Cmd::PpoEval(a) => crate::cli_ppo::cmd_ppo_eval(a),
+        Cmd::PpoBench(a) => crate::cli_ppo::cmd_ppo_bench(a),
         Cmd::Generate(a) => {
             tch::set_num_threads(1);
             let (params, _) = Params::load_dir(&a.checkpoint, tch::Device::Cpu)?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod data;
 pub mod model;
+pub mod ppo;
 pub mod sft;
 
 pub use error::{Result, TrainError};

@@ -175,6 +175,17 @@ impl Params {
         self.tensors.values().map(|t| t.numel()).sum()
     }
 
+    /// Add a named parameter (e.g. the PPO value head); it joins the saved weights and the
+    /// optimizer. An existing name is an error.
+    pub fn insert(&mut self, name: &str, t: Tensor) -> Result<()> {
+        if self.tensors.contains_key(name) {
+            return Err(TrainError::Checkpoint(format!("parameter {name} exists already")));
+        }
+        self.tensors.insert(name.to_string(), t.f_set_requires_grad(true)?);
+        self.order.push(name.to_string());
+        Ok(())
+    }
+
     /// Zero every parameter's gradient.
     pub fn zero_grad(&mut self) {
         for t in self.tensors.values_mut() {

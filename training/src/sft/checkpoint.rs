@@ -44,6 +44,18 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 /// Write a checkpoint folder at `dir` (replacing it atomically). `optimizer` only for resumable ones.
 pub fn save_checkpoint(dir: &Path, params: &Params, tok: &Gpt2Tokenizer, state: &TrainerState, optimizer: Option<&AdamW>, synthetic: bool) -> Result<()> {
+    let tmp = fresh_tmp_dir(dir)?;
+    write_model_files(&tmp, params, tok, synthetic)?;
+    let st = serde_json::to_string_pretty(state).map_err(|e| TrainError::Checkpoint(format!("state to JSON: {e}")))?;
+    write(&tmp.join("trainer_state.json"), &(st + "\n"))?;
+    if let Some(opt) = optimizer {
+        opt.save(&tmp.join("optimizer.safetensors"))?;
+    }
+    replace_dir(&tmp, dir)
+}
+
+/// An empty `.NAME.tmp` folder beside `dir`, to fill and then move into place with [`replace_dir`].
+pub fn fresh_tmp_dir(dir: &Path) -> Result<std::path::PathBuf> {
     let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| TrainError::Options(format!("bad checkpoint path {}", dir.display())))?;
     let parent = dir.parent().unwrap_or(Path::new("."));
     let tmp = parent.join(format!(".{name}.tmp"));
@@ -51,6 +63,12 @@ pub fn save_checkpoint(dir: &Path, params: &Params, tok: &Gpt2Tokenizer, state: 
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(format!("removing {}", tmp.display()), e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(format!("creating {}", tmp.display()), e))?;
+    Ok(tmp)
+}
+
+/// The Hugging Face files of a model folder: `config.json`, `model.safetensors`, `tokenizer.json`,
+/// `tokenizer_config.json`.
+pub fn write_model_files(dir: &Path, params: &Params, tok: &Gpt2Tokenizer, synthetic: bool) -> Result<()> {
     let mut cfg = params.cfg.clone();
     cfg.eos_token_id = Some(tok.eos_id());
     cfg.bos_token_id = Some(tok.eos_id());
@@ -58,9 +76,9 @@ pub fn save_checkpoint(dir: &Path, params: &Params, tok: &Gpt2Tokenizer, state: 
     if synthetic {
         cfg.extra.insert(SYNTHETIC_KEY.into(), true.into());
     }
-    write(&tmp.join("config.json"), &(cfg.to_json_pretty()? + "\n"))?;
-    params.save_safetensors(&tmp.join("model.safetensors"))?;
-    write(&tmp.join("tokenizer.json"), &tok.to_json()?)?;
+    write(&dir.join("config.json"), &(cfg.to_json_pretty()? + "\n"))?;
+    params.save_safetensors(&dir.join("model.safetensors"))?;
+    write(&dir.join("tokenizer.json"), &tok.to_json()?)?;
     let tok_cfg = serde_json::json!({
         "tokenizer_class": "GPT2Tokenizer",
         "bos_token": promptist::text::gpt2::EOS_TOKEN,
@@ -69,22 +87,24 @@ pub fn save_checkpoint(dir: &Path, params: &Params, tok: &Gpt2Tokenizer, state: 
         "add_prefix_space": false,
         "model_max_length": cfg.context(),
     });
-    write(&tmp.join("tokenizer_config.json"), &(tok_cfg.to_string() + "\n"))?;
-    let st = serde_json::to_string_pretty(state).map_err(|e| TrainError::Checkpoint(format!("state to JSON: {e}")))?;
-    write(&tmp.join("trainer_state.json"), &(st + "\n"))?;
-    if let Some(opt) = optimizer {
-        opt.save(&tmp.join("optimizer.safetensors"))?;
-    }
+    write(&dir.join("tokenizer_config.json"), &(tok_cfg.to_string() + "\n"))
+}
+
+/// Move the filled `tmp` folder to `dir`, replacing what was there, so that an interruption leaves
+/// either the old folder or the new one.
+pub fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
+    let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| TrainError::Options(format!("bad checkpoint path {}", dir.display())))?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
     if dir.exists() {
         let old = parent.join(format!(".{name}.old"));
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(format!("removing {}", old.display()), e))?;
         }
         std::fs::rename(dir, &old).map_err(|e| TrainError::io(format!("moving {} aside", dir.display()), e))?;
-        std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(format!("renaming {} to {}", tmp.display(), dir.display()), e))?;
+        std::fs::rename(tmp, dir).map_err(|e| TrainError::io(format!("renaming {} to {}", tmp.display(), dir.display()), e))?;
         std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(format!("removing {}", old.display()), e))?;
     } else {
-        std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(format!("renaming {} to {}", tmp.display(), dir.display()), e))?;
+        std::fs::rename(tmp, dir).map_err(|e| TrainError::io(format!("renaming {} to {}", tmp.display(), dir.display()), e))?;
     }
     Ok(())
 }

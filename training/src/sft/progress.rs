@@ -16,6 +16,11 @@ impl Progress {
     }
 
     pub fn update(&self, step: u64, loss: f64, tokens_per_s: f64, extra: &str) {
+        self.status(step, &format!("loss {loss:.4} {tokens_per_s:.0} tok/s"), extra);
+    }
+
+    /// Redraw the bar with `what` (e.g. "loss 0.1234 900 tok/s") and `extra` after it.
+    pub fn status(&self, step: u64, what: &str, extra: &str) {
         if !self.enabled {
             return;
         }
@@ -28,7 +33,7 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "\rstep {step}/{} [{}{}] loss {loss:.4} {tokens_per_s:.0} tok/s eta {:.0}s {extra}   ",
+            "\rstep {step}/{} [{}{}] {what} eta {:.0}s {extra}   ",
             self.total,
             "#".repeat(filled),
             ".".repeat(width - filled),

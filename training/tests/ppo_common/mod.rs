@@ -1,0 +1,141 @@
+//! Shared by the PPO tests: a small SFT policy trained here on the synthetic demo corpus (2 layers,
+//! width 64, a 512-token BPE, 200 seeded steps, about 20 s) and a score bundle with tiny RANDOM
+//! SD / CLIP graphs and the real aesthetic head (the reward is the library's real scorer on them),
+//! made once per test binary. Needs ORT_DYLIB_PATH and ../shared/data (fails clearly without).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use promptist::export::clip_text::SdExportOptions;
+use promptist::export::gpt2_config::Gpt2Config;
+use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+use promptist_train::data::bad::BadRows;
+use promptist_train::data::prepare::{prepare, DataOptions};
+use promptist_train::data::read::Columns;
+use promptist_train::data::sources::{build_pairs, SourceOptions};
+use promptist_train::data::OnBadRow;
+use promptist_train::model::Params;
+use promptist_train::sft::optim::{AdamW, AdamWConfig};
+use promptist_train::sft::{train, SftConfig};
+
+pub struct Setup {
+    _dir: tempfile::TempDir,
+    /// SFT checkpoint folder (Hugging Face layout).
+    pub sft: PathBuf,
+    /// Bundle with the score components.
+    pub score_bundle: PathBuf,
+    /// RL prompts (two domain files) and held-out prompts.
+    pub prompts_a: PathBuf,
+    pub prompts_b: PathBuf,
+    pub held_out: PathBuf,
+}
+
+/// The project's `shared/` folder: PROMPTIST_SHARED_DIR, else the first one above the crate.
+pub fn shared() -> PathBuf {
+    if let Some(d) = std::env::var_os("PROMPTIST_SHARED_DIR") {
+        return PathBuf::from(d);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.ancestors()
+        .map(|a| a.join("shared"))
+        .find(|p| p.join("data/aesthetic").is_dir())
+        .unwrap_or_else(|| panic!("no shared/data above {}; set PROMPTIST_SHARED_DIR", root.display()))
+}
+
+pub fn ort_ready() {
+    let p = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+    assert!(
+        p.as_ref().is_some_and(|p| p.is_file()),
+        "ORT_DYLIB_PATH must name the ONNX Runtime library (source tests/env.sh): the PPO reward runs the library's scorer"
+    );
+}
+
+const SUBJECTS_A: &[&str] = &["a red fox", "a castle on a cliff", "an old wizard", "a robot in a street", "a cat on a sofa", "a lighthouse", "a dragon", "a forest path"];
+const SUBJECTS_B: &[&str] = &["a portrait of a queen", "a city at night", "a ship in a storm", "a mountain lake", "a knight", "a bowl of fruit"];
+const HELD_OUT: &[&str] = &[
+    "a wolf in the snow", "a tower by the sea", "a young witch", "a car in the rain", "a dog in a garden", "a windmill",
+    "a giant turtle", "a desert road", "a painting of a king", "a village at dawn", "a boat on a river", "a snowy peak",
+];
+
+fn write_lines(p: &Path, lines: &[&str]) {
+    std::fs::write(p, lines.join("\n") + "\n").unwrap();
+}
+
+pub fn setup() -> &'static Setup {
+    static S: OnceLock<Setup> = OnceLock::new();
+    S.get_or_init(|| {
+        ort_ready();
+        tch::set_num_threads(1);
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // SFT on the synthetic corpus.
+        let corpus = d.join("corpus.jsonl");
+        promptist_train::demo::corpus::write_corpus(&corpus, 400, 1).unwrap();
+        let opts = DataOptions {
+            files: vec![corpus],
+            columns: Columns::default(),
+            sources: SourceOptions::with_kinds(1, "mc,mcm", None).unwrap(),
+            on_bad_row: OnBadRow::Error,
+            val_fraction: 0.1,
+            max_length: 128,
+            seed: 1,
+        };
+        let mut bad = BadRows::new(OnBadRow::Error);
+        let recs = promptist_train::data::read::read_file(&opts.files[0], &opts.columns, &mut bad).unwrap().0;
+        let pairs = build_pairs(&recs, &opts.sources, &mut bad).unwrap();
+        let texts: Vec<String> = pairs.iter().flatten().map(|p| format!("{} Rephrase: {}", p.source, p.target)).collect();
+        let tok = promptist_train::demo::bpe::train_tokenizer(&texts, 512, &d.join("tok")).unwrap();
+        let mut cfg = Gpt2Config::tiny();
+        cfg.vocab_size = tok.vocab_size();
+        cfg.n_positions = Some(128);
+        let data = prepare(&opts, &tok).unwrap();
+        let params = Params::random(&cfg, 1, tch::Device::Cpu).unwrap();
+        let mut opt = AdamW::new(AdamWConfig { lr: 3e-3, ..Default::default() }, &params).unwrap();
+        let c = SftConfig {
+            adamw: AdamWConfig { lr: 3e-3, ..Default::default() },
+            batch_size: 16,
+            micro_batch: 16,
+            max_steps: 200,
+            eval_every: 200,
+            save_every: 200,
+            seed: 1,
+            progress: false,
+            synthetic: true,
+            ..Default::default()
+        };
+        let run = d.join("sft");
+        let s = train(&params, &mut opt, &tok, &data, &run, &c, None).unwrap();
+        assert!(*s.losses.last().unwrap() < 2.0, "the SFT policy did not learn: {:?}", s.losses.last());
+        // Score bundle: the demo bundle plus tiny random SD / CLIP and the real aesthetic head.
+        let bundle = d.join("score");
+        copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/bundle"), &bundle);
+        let shared = shared();
+        let src = ScoreSources {
+            sd: SdSource::Random { seed: 5, preset: "tiny".into() },
+            clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
+            aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
+            clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
+            export: SdExportOptions::default(),
+        };
+        add_score_components(&bundle, &src).unwrap();
+        let (prompts_a, prompts_b, held_out) = (d.join("domain_a.txt"), d.join("domain_b.txt"), d.join("held_out.txt"));
+        write_lines(&prompts_a, SUBJECTS_A);
+        write_lines(&prompts_b, SUBJECTS_B);
+        write_lines(&held_out, HELD_OUT);
+        Setup { sft: s.last_dir, score_bundle: bundle, prompts_a, prompts_b, held_out, _dir: dir }
+    })
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let t = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
