@@ -139,14 +139,18 @@ fn pairs_without_cache_equal_cached_bit_for_bit() {
     assert_eq!(bits(&uncached), bits(&cached));
     assert_eq!(bits(&first), bits(&cached));
 
-    // A call where only some x's are cached, against recomputing all of them: the baselines are
-    // computed in other batches, and still agree bit for bit.
+    // A call where only some x's are cached, against recomputing all of them: here the baselines
+    // come from other batch compositions, so the check is the batching tolerance (1e-5); ONNX
+    // Runtime's CPU kernels gave identical bits on the development machine (printed).
     let mixed: Vec<(&str, &str)> = vec![("a red fox", "a fox, 4k"), ("a lighthouse", "a lighthouse at night, matte painting"), ("a dog", "a dog, 8k")];
     let partly = e.score_pairs(&mixed, &o, &mut none()).unwrap();
     assert_eq!((partly.stats.baselines_hit, partly.stats.baselines_computed), (2, 1));
     let all = e.score_pairs(&mixed, &off, &mut none()).unwrap();
     assert_eq!((all.stats.baselines_hit, all.stats.baselines_computed), (0, 3));
-    assert_eq!(bits(&all), bits(&partly));
+    for (i, (p, q)) in all.pairs.iter().zip(&partly.pairs).enumerate() {
+        assert_close(&p.reward, &q.reward, 1e-5, &format!("mixed pair {i}"));
+    }
+    eprintln!("partly cached vs all recomputed, identical bits: {}", bits(&all) == bits(&partly));
 
     // score_many takes the same flag.
     let a = e.score_many("a cat", &["a cat, 8k"], &o, &mut none()).unwrap();
