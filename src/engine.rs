@@ -3,6 +3,7 @@
 //! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
 mod baseline_cache;
+mod pairs;
 mod params;
 mod score;
 mod validate;
@@ -20,10 +21,11 @@ use crate::text::gpt2::Gpt2Tokenizer;
 
 pub use params::{DecodingParams, StrategyKind};
 pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
+pub use pairs::{PairScore, PairScores, PairStats, UserBaseline};
 pub use score::{BestOfN, CandidateScore, ScoreOptions, ScoreResult, BASELINE_CACHE_CAPACITY};
 
 /// How to open an engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Explicit path of the ONNX Runtime shared library (first place searched).
     pub ort_library_path: Option<PathBuf>,
@@ -34,6 +36,22 @@ pub struct EngineOptions {
     pub intra_op_threads: usize,
     /// Verify every file's sha256 at load (on by default in `Engine::open`).
     pub skip_checksums: bool,
+    /// Most x-baselines (user prompt's CLIP text embedding and image aesthetics) the score cache
+    /// keeps; 0 disables it. Default [`BASELINE_CACHE_CAPACITY`]; a PPO run wants thousands.
+    pub baseline_cache_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            ort_library_path: None,
+            provider: ProviderChoice::default(),
+            device_id: 0,
+            intra_op_threads: 0,
+            skip_checksums: false,
+            baseline_cache_capacity: BASELINE_CACHE_CAPACITY,
+        }
+    }
 }
 
 /// Options of one `optimize` call.
@@ -124,7 +142,7 @@ impl Engine {
             n_positions: cfg.n_ctx,
         };
         let model = OnnxGpt2::new(session, dims)?;
-        let score = score::ScoreEngine::open(&bundle, &runtime, &session_options)?;
+        let score = score::ScoreEngine::open(&bundle, &runtime, &session_options, options.baseline_cache_capacity)?;
         Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider, score })
     }
 

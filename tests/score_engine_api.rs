@@ -13,7 +13,7 @@ use promptist::Code;
 use score_engine_common::{bundles, copy_dir};
 
 fn small(seed: u64) -> ScoreOptions {
-    ScoreOptions { sd: SdSettings { width: 64, height: 64, steps: 3, ..Default::default() }, images_per_prompt: 2, seed, return_images: true }
+    ScoreOptions { sd: SdSettings { width: 64, height: 64, steps: 3, ..Default::default() }, images_per_prompt: 2, seed, return_images: true, ..Default::default() }
 }
 
 fn open(p: &std::path::Path) -> Engine {

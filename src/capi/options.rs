@@ -261,6 +261,7 @@ pub(crate) unsafe fn engine_options(p: *const promptist_engine_options) -> Resul
         device_id: c.device_id,
         intra_op_threads: c.intra_op_threads as usize,
         skip_checksums: c.skip_checksums != 0,
+        ..EngineOptions::default()
     })
 }
 

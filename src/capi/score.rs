@@ -126,6 +126,7 @@ unsafe fn score_options(p: *const promptist_score_options) -> Result<(ScoreOptio
         images_per_prompt: c.images_per_prompt as usize,
         seed: c.seed,
         return_images: c.return_images != 0,
+        ..ScoreOptions::default()
     };
     Ok((o, Callbacks { progress: c.progress, user_data: c.user_data, cancel_flag: c.cancel_flag }))
 }

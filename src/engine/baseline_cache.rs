@@ -1,14 +1,16 @@
-//! A small bounded LRU cache of x-baselines (the user prompt's images, their aesthetic scores and
-//! the prompt's CLIP text embedding for given seeds and settings): every candidate scored against
-//! the same x shares them, so they are computed once.
+//! A bounded LRU cache of x-baselines (the user prompt's CLIP text embedding, the aesthetic
+//! scores of its images and, only when a call asked for images, the images themselves) for given
+//! seeds and settings: every candidate scored against the same x shares them, so they are computed
+//! once (the Promptist reward's x-term never changes across PPO epochs). Counts hits and misses.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::diffusion::pipeline::Image;
 
 /// What identifies a baseline: the prompt and every setting that changes its images.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaselineKey {
     pub prompt: String,
     pub seed: u64,
@@ -25,48 +27,95 @@ pub struct BaselineKey {
 pub struct Baseline {
     pub text_embedding: Vec<f32>,
     pub aesthetic: Vec<f64>,
-    pub images: Vec<Image>,
+    /// x's images; None when the call that computed the baseline did not ask for images (a
+    /// training run keeps thousands of baselines and needs only the two vectors above).
+    pub images: Option<Vec<Image>>,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    /// key -> (value, last-use tick).
+    map: HashMap<BaselineKey, (Arc<Baseline>, u64)>,
+    /// last-use tick -> key (oldest first).
+    order: BTreeMap<u64, BaselineKey>,
+    tick: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, key: &BaselineKey) {
+        self.tick += 1;
+        let t = self.tick;
+        if let Some(entry) = self.map.get_mut(key) {
+            self.order.remove(&entry.1);
+            entry.1 = t;
+            self.order.insert(t, key.clone());
+        }
+    }
 }
 
 /// Least-recently-used cache holding at most `capacity` baselines (0 disables caching).
 #[derive(Debug)]
 pub struct BaselineCache {
     capacity: usize,
-    entries: Mutex<VecDeque<(BaselineKey, Arc<Baseline>)>>,
+    entries: Mutex<Lru>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl BaselineCache {
     pub fn new(capacity: usize) -> Self {
-        BaselineCache { capacity, entries: Mutex::new(VecDeque::new()) }
+        BaselineCache { capacity, entries: Mutex::new(Lru::default()), hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
     }
 
-    /// The baseline for `key`, marked most recently used.
-    pub fn get(&self, key: &BaselineKey) -> Option<Arc<Baseline>> {
+    /// The baseline for `key`, marked most recently used, counted as a hit. An entry without
+    /// images does not answer a lookup that needs them (`need_images`): that is a miss, and the
+    /// caller recomputes and re-inserts it.
+    pub fn get(&self, key: &BaselineKey, need_images: bool) -> Option<Arc<Baseline>> {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let i = e.iter().position(|(k, _)| k == key)?;
-        let item = e.remove(i)?;
-        let v = item.1.clone();
-        e.push_front(item);
-        Some(v)
+        let found = e.map.get(key).map(|(v, _)| v.clone()).filter(|v| !need_images || v.images.is_some());
+        match found {
+            Some(v) => {
+                e.touch(key);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(v)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
-    /// Insert (or refresh) `key`, evicting the least recently used entry beyond the capacity.
+    /// Insert (or replace) `key`, evicting the least recently used entries beyond the capacity.
     pub fn insert(&self, key: BaselineKey, value: Arc<Baseline>) {
         if self.capacity == 0 {
             return;
         }
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = e.iter().position(|(k, _)| *k == key) {
-            e.remove(i);
+        e.tick += 1;
+        let t = e.tick;
+        if let Some((_, old)) = e.map.insert(key.clone(), (value, t)) {
+            e.order.remove(&old);
         }
-        e.push_front((key, value));
-        e.truncate(self.capacity);
+        e.order.insert(t, key);
+        while e.map.len() > self.capacity {
+            let Some((_, oldest)) = e.order.pop_first() else { break };
+            e.map.remove(&oldest);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).map.len()
     }
 
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// (hits, misses) of `get` since the cache was made.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +127,7 @@ mod tests {
     }
 
     fn base(v: f64) -> Arc<Baseline> {
-        Arc::new(Baseline { text_embedding: vec![], aesthetic: vec![v], images: vec![] })
+        Arc::new(Baseline { text_embedding: vec![], aesthetic: vec![v], images: None })
     }
 
     #[test]
@@ -86,16 +135,53 @@ mod tests {
         let c = BaselineCache::new(2);
         c.insert(key("a"), base(1.0));
         c.insert(key("b"), base(2.0));
-        assert_eq!(c.get(&key("a")).unwrap().aesthetic, vec![1.0]); // a is now most recent
+        assert_eq!(c.get(&key("a"), false).unwrap().aesthetic, vec![1.0]); // a is now most recent
         c.insert(key("c"), base(3.0)); // evicts b
-        assert!(c.get(&key("b")).is_none());
-        assert!(c.get(&key("a")).is_some() && c.get(&key("c")).is_some());
+        assert!(c.get(&key("b"), false).is_none());
+        assert!(c.get(&key("a"), false).is_some() && c.get(&key("c"), false).is_some());
         assert_eq!(c.len(), 2);
         let mut k = key("a");
         k.seed = 1;
-        assert!(c.get(&k).is_none(), "a different seed is a different baseline");
+        assert!(c.get(&k, false).is_none(), "a different seed is a different baseline");
+        assert_eq!(c.stats(), (3, 2));
         let off = BaselineCache::new(0);
         off.insert(key("a"), base(1.0));
         assert_eq!(off.len(), 0);
+        assert!(off.get(&key("a"), false).is_none());
+        assert_eq!(off.stats(), (0, 1));
+    }
+
+    #[test]
+    fn reinsert_refreshes_and_large_capacity() {
+        let c = BaselineCache::new(3);
+        for p in ["a", "b", "c"] {
+            c.insert(key(p), base(0.0));
+        }
+        c.insert(key("a"), base(9.0)); // replaces a, now most recent; b is the oldest
+        c.insert(key("d"), base(4.0));
+        assert!(c.get(&key("b"), false).is_none());
+        assert_eq!(c.get(&key("a"), false).unwrap().aesthetic, vec![9.0]);
+        assert_eq!(c.len(), 3);
+        let big = BaselineCache::new(5000);
+        for i in 0..5000 {
+            big.insert(key(&i.to_string()), base(i as f64));
+        }
+        assert_eq!(big.len(), 5000);
+        assert!((0..5000).all(|i| big.get(&key(&i.to_string()), false).is_some()));
+        big.insert(key("new"), base(0.0));
+        assert!(big.get(&key("0"), false).is_none(), "the least recently used entry went");
+    }
+
+    #[test]
+    fn entry_without_images_misses_when_images_are_needed() {
+        let c = BaselineCache::new(4);
+        c.insert(key("a"), base(1.0));
+        assert!(c.get(&key("a"), false).is_some());
+        assert!(c.get(&key("a"), true).is_none(), "no images kept: recompute");
+        let with = Arc::new(Baseline { text_embedding: vec![], aesthetic: vec![1.0], images: Some(vec![]) });
+        c.insert(key("a"), with);
+        assert!(c.get(&key("a"), true).is_some());
+        assert_eq!(c.stats(), (2, 1));
+        assert_eq!(c.len(), 1);
     }
 }

@@ -1,20 +1,17 @@
 //! Scoring prompts with the Promptist reward (SPEC section 3) on the engine: images of the
 //! ORIGINAL prompt x and of each candidate y from the same seeded latent streams (image i of any
 //! prompt uses stream i of the seed), CLIP similarity of y's images to x's text, aesthetic of y's
-//! images minus the mean over x's images. The x-baseline is cached (bounded LRU); best-of-n ranks
-//! the policy's n-best candidates by this reward.
+//! images minus the mean over x's images. The x-baseline is cached (bounded LRU, see `pairs.rs`,
+//! which does the scoring); best-of-n ranks the policy's n-best candidates by this reward.
 
-use std::sync::Arc;
-
-use super::baseline_cache::{Baseline, BaselineCache, BaselineKey};
+use super::baseline_cache::BaselineCache;
 use super::validate::check_prompt_text;
 use super::{Candidate, Engine, OptimizeOptions, OptimizeResult};
 use crate::bundle::Bundle;
 use crate::diffusion::layout::score_paths;
-use crate::diffusion::pipeline::{report, Image, ImageJob, Progress, SdFiles, SdPipeline, SdSettings, Stage};
-use crate::diffusion::scheduler::SchedulerKind;
+use crate::diffusion::pipeline::{Image, Progress, SdFiles, SdPipeline, SdSettings};
 use crate::error::{Error, Result};
-use crate::reward::math::{cosine_similarity, promptist_reward, Reward};
+use crate::reward::math::Reward;
 use crate::reward::scorer::{ClipScorer, ScorerFiles};
 use crate::runtime::{ProviderKind, Runtime, SessionOptions};
 
@@ -31,11 +28,14 @@ pub struct ScoreOptions {
     pub seed: u64,
     /// Keep the RGB8 images in the result.
     pub return_images: bool,
+    /// Take x-baselines from the engine's cache and add new ones to it (default). False recomputes
+    /// x's images every call (same numbers; for measuring what the cache saves).
+    pub use_baseline_cache: bool,
 }
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        ScoreOptions { sd: SdSettings::default(), images_per_prompt: 2, seed: 0, return_images: false }
+        ScoreOptions { sd: SdSettings::default(), images_per_prompt: 2, seed: 0, return_images: false, use_baseline_cache: true }
     }
 }
 
@@ -77,14 +77,15 @@ pub struct BestOfN {
 
 /// The loaded score models.
 pub(crate) struct ScoreEngine {
-    pipeline: SdPipeline,
-    scorer: ClipScorer,
-    cache: BaselineCache,
+    pub(super) pipeline: SdPipeline,
+    pub(super) scorer: ClipScorer,
+    pub(super) cache: BaselineCache,
 }
 
 impl ScoreEngine {
     /// Load the score components when the bundle has them (None when it has none).
-    pub(crate) fn open(bundle: &Bundle, rt: &Runtime, opts: &SessionOptions) -> Result<Option<ScoreEngine>> {
+    /// `cache_capacity`: most x-baselines kept (0 disables the cache).
+    pub(crate) fn open(bundle: &Bundle, rt: &Runtime, opts: &SessionOptions, cache_capacity: usize) -> Result<Option<ScoreEngine>> {
         let Some(p) = score_paths(bundle)? else { return Ok(None) };
         let sd = SdFiles {
             text_encoder: &p.text_encoder,
@@ -97,7 +98,7 @@ impl ScoreEngine {
         let pipeline = SdPipeline::load(rt, &sd, opts)?;
         let files = ScorerFiles { text_model: &p.clip_text, vision_model: &p.clip_vision, merges: &p.clip_merges, aesthetic: &p.aesthetic };
         let scorer = ClipScorer::load(rt, &files, opts)?;
-        Ok(Some(ScoreEngine { pipeline, scorer, cache: BaselineCache::new(BASELINE_CACHE_CAPACITY) }))
+        Ok(Some(ScoreEngine { pipeline, scorer, cache: BaselineCache::new(cache_capacity) }))
     }
 }
 
@@ -117,7 +118,7 @@ fn validate(user: &str, candidates: &[&str], o: &ScoreOptions) -> Result<()> {
 }
 
 impl Engine {
-    fn score_engine(&self) -> Result<&ScoreEngine> {
+    pub(super) fn score_engine(&self) -> Result<&ScoreEngine> {
         self.score.as_ref().ok_or_else(|| {
             Error::NotInBundle(format!(
                 "the bundle at {} has no score components (text_encoder, unet, vae_decoder, tokenizer, scheduler, clip, aesthetic); optimize still works",
@@ -137,68 +138,22 @@ impl Engine {
     }
 
     /// Score several candidates for one user prompt; their images go through the UNet together.
+    /// The same computation as [`Engine::score_pairs`] with every pair sharing x.
     pub fn score_many(&self, user_prompt: &str, candidates: &[&str], options: &ScoreOptions, progress: Progress<'_>) -> Result<ScoreResult> {
         validate(user_prompt, candidates, options)?;
-        let se = self.score_engine()?;
-        let n = options.images_per_prompt;
-        let base = self.baseline(se, user_prompt, options, &mut *progress)?;
-        let jobs: Vec<ImageJob<'_>> = candidates.iter().map(|c| ImageJob { prompt: c, seed: options.seed, first_index: 0, count: n }).collect();
-        let images = se.pipeline.generate(&jobs, &options.sd, &mut *progress)?;
-        let refs: Vec<&Image> = images.iter().collect();
-        let embs = se.scorer.image_embeddings(&refs, &mut *progress)?;
-        let mut out = Vec::with_capacity(candidates.len());
-        let mut images = images.into_iter();
-        for (ci, c) in candidates.iter().enumerate() {
-            let e = &embs[ci * n..(ci + 1) * n];
-            let sims = e.iter().map(|v| cosine_similarity(v, &base.text_embedding)).collect::<Result<Vec<_>>>()?;
-            let aes = e.iter().map(|v| se.scorer.aesthetic(v)).collect::<Result<Vec<_>>>()?;
-            let reward = promptist_reward(&aes, &base.aesthetic, &sims)?;
-            let imgs: Vec<Image> = images.by_ref().take(n).collect();
-            out.push(CandidateScore { prompt: c.to_string(), reward, images: if options.return_images { imgs } else { Vec::new() } });
-        }
+        let pairs: Vec<(&str, &str)> = candidates.iter().map(|&c| (user_prompt, c)).collect();
+        let r = self.score_pairs(&pairs, options, progress)?;
+        let user_images = r.users.into_iter().next().map(|u| u.images).unwrap_or_default();
+        let candidates = r.pairs.into_iter().map(|p| CandidateScore { prompt: p.candidate, reward: p.reward, images: p.images }).collect();
         Ok(ScoreResult {
             user_prompt: user_prompt.to_string(),
-            candidates: out,
-            seed: options.seed,
-            images_per_prompt: n,
-            user_images: if options.return_images { base.images.clone() } else { Vec::new() },
-            provider: se.pipeline.provider(),
-            random_weights: self.random_weights(),
+            candidates,
+            seed: r.seed,
+            images_per_prompt: r.images_per_prompt,
+            user_images,
+            provider: r.provider,
+            random_weights: r.random_weights,
         })
-    }
-
-    /// Number of cached x-baselines (for tests and diagnostics).
-    pub fn cached_baselines(&self) -> usize {
-        self.score.as_ref().map_or(0, |s| s.cache.len())
-    }
-
-    fn baseline(&self, se: &ScoreEngine, x: &str, o: &ScoreOptions, progress: Progress<'_>) -> Result<Arc<Baseline>> {
-        let key = BaselineKey {
-            prompt: x.to_string(),
-            seed: o.seed,
-            images: o.images_per_prompt,
-            width: o.sd.width,
-            height: o.sd.height,
-            steps: o.sd.steps,
-            guidance_bits: o.sd.guidance_scale.to_bits(),
-            scheduler: match o.sd.scheduler {
-                SchedulerKind::DpmSolverMultistep => 0,
-                SchedulerKind::Ddim => 1,
-            },
-        };
-        if let Some(b) = se.cache.get(&key) {
-            return Ok(b);
-        }
-        let job = ImageJob { prompt: x, seed: o.seed, first_index: 0, count: o.images_per_prompt };
-        let images = se.pipeline.generate(&[job], &o.sd, &mut *progress)?;
-        let refs: Vec<&Image> = images.iter().collect();
-        let embs = se.scorer.image_embeddings(&refs, &mut *progress)?;
-        let aesthetic = embs.iter().map(|v| se.scorer.aesthetic(v)).collect::<Result<Vec<_>>>()?;
-        let text_embedding = se.scorer.text_embedding(x)?;
-        report(progress, Stage::Score, embs.len(), embs.len())?;
-        let b = Arc::new(Baseline { text_embedding, aesthetic, images });
-        se.cache.insert(key, b.clone());
-        Ok(b)
     }
 
     /// Best-of-n: generate the policy's n-best candidates (`optimize.decoding`'s

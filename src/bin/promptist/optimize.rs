@@ -150,6 +150,7 @@ pub fn run(a: Args) -> promptist::Result<()> {
         device_id: a.device_id,
         intra_op_threads: a.threads,
         skip_checksums: a.skip_checksums,
+        ..Default::default()
     };
     let engine = Engine::open(&a.bundle, &engine_options)?;
     let options = OptimizeOptions::from(&params(&a));

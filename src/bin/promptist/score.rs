@@ -77,6 +77,7 @@ pub fn run(a: Args) -> Result<()> {
         images_per_prompt: a.images,
         seed: a.seed,
         return_images: a.save_images.is_some(),
+        ..Default::default()
     };
     let cands: Vec<&str> = a.candidates.iter().map(String::as_str).collect();
     let mut progress = |stage: Stage, step: usize, total: usize| {
