@@ -99,6 +99,7 @@ fn score_bundle(policy_bundle: &Path) -> Result<PathBuf, String> {
         aesthetic,
         clip_bpe,
         export: Default::default(),
+        random_init: Default::default(),
     };
     add_score_components(&tmp, &src).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;

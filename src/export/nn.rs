@@ -67,11 +67,40 @@ impl WeightSource for OptionalPrefix<'_> {
 pub struct RandomWeights {
     pub seed: u64,
     pub std: f32,
+    pub init: RandomInit,
+}
+
+/// How large the random weights are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RandomInit {
+    /// Every tensor uniform with the same `std` (0.02): cheap shape and speed checks; the
+    /// networks' outputs depend only weakly on their conditioning.
+    #[default]
+    Small,
+    /// Matrices and convolution kernels (rank >= 2) uniform in +-1/sqrt(fan_in), torch's default
+    /// `nn.Linear` / `nn.Conv2d` init (what a diffusers model built from a config holds), fan_in
+    /// being the product of all but the first dimension; vectors as `Small`. Signals keep their
+    /// scale through the layers, so a prompt changes the images (training tests need that).
+    TorchDefault,
+}
+
+impl RandomInit {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "small" => Ok(RandomInit::Small),
+            "torch" => Ok(RandomInit::TorchDefault),
+            o => Err(crate::Error::InvalidOptions(format!("unknown random init {o:?} (small or torch)"))),
+        }
+    }
 }
 
 impl RandomWeights {
     pub fn new(seed: u64) -> Self {
-        Self { seed, std: 0.02 }
+        Self { seed, std: 0.02, init: RandomInit::Small }
+    }
+
+    pub fn with_init(seed: u64, init: RandomInit) -> Self {
+        Self { seed, std: 0.02, init }
     }
 }
 
@@ -82,6 +111,10 @@ fn fnv1a(s: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+fn is_query_or_key(key: &str) -> bool {
+    ["to_q.weight", "to_k.weight", "q_proj.weight", "k_proj.weight"].iter().any(|s| key.ends_with(s))
 }
 
 fn is_norm_gain(key: &str) -> bool {
@@ -96,7 +129,16 @@ impl WeightSource for RandomWeights {
         // SplitMix64 (Steele et al. 2014), two 24-bit uniforms per draw: cheap enough to fill a
         // real-size UNet (860M values) in seconds even in a debug build.
         let mut state = self.seed ^ fnv1a(key);
-        let a = self.std * 3f32.sqrt();
+        let std = match self.init {
+            RandomInit::TorchDefault if shape.len() >= 2 && !is_norm_gain(key) => {
+                let fan_in: usize = shape[1..].iter().product();
+                let g = std::env::var("QK_GAIN").ok().and_then(|v| v.parse::<f32>().ok()).unwrap_or(1.0);
+                let gain = if is_query_or_key(key) { g } else { 1.0 };
+                gain / (3.0 * fan_in.max(1) as f32).sqrt()
+            }
+            _ => self.std,
+        };
+        let a = std * 3f32.sqrt();
         let base = if is_norm_gain(key) { 1.0 } else { 0.0 };
         let scale = 2.0 * a / (1u32 << 24) as f32;
         let mut out = Vec::with_capacity(n + 1);

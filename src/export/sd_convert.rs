@@ -15,7 +15,7 @@ use crate::diffusion::layout::*;
 use crate::export::clip_open::{infer_open_clip_config, is_open_clip, open_clip_to_hf};
 use crate::export::clip_text::{build_clip_text_encoder, build_clip_text_projection, SdExportOptions};
 use crate::export::clip_vision::build_clip_vision_projection;
-use crate::export::nn::{RandomWeights, WeightSource};
+use crate::export::nn::{RandomInit, RandomWeights, WeightSource};
 use crate::export::onnx::{save_model, Model, SaveOptions};
 use crate::export::sd_config::{read_config, ClipConfig, ClipTextConfig, ClipVisionConfig, UNetConfig, VaeConfig};
 use crate::export::unet::build_unet;
@@ -54,6 +54,8 @@ pub struct ScoreSources {
     /// CLIP's `bpe_simple_vocab_16e6.txt.gz`.
     pub clip_bpe: PathBuf,
     pub export: SdExportOptions,
+    /// The size of random weights (SdSource::Random / ClipSource::Random).
+    pub random_init: RandomInit,
 }
 
 /// The tiny SD text encoder: `ClipTextConfig::tiny` with CLIP's full 49408-token vocabulary.
@@ -158,7 +160,7 @@ fn read_weights_file(p: &Path) -> Result<WeightMap> {
 /// Components written: name -> (files, config).
 type Written = Vec<(&'static str, Vec<String>, serde_json::Value)>;
 
-fn sd_components(src: &SdSource, root: &Path, merges: &str, opts: &SdExportOptions) -> Result<Written> {
+fn sd_components(src: &SdSource, root: &Path, merges: &str, opts: &SdExportOptions, init: RandomInit) -> Result<Written> {
     let mut out: Written = Vec::new();
     match src {
         SdSource::Optimum(dir) => {
@@ -210,7 +212,7 @@ fn sd_components(src: &SdSource, root: &Path, merges: &str, opts: &SdExportOptio
                 "sd15" => (ClipTextConfig::sd15(), UNetConfig::sd15(), VaeConfig::sd15()),
                 other => return Err(Error::InvalidOptions(format!("unknown SD preset {other:?} (tiny or sd15)"))),
             };
-            let r = RandomWeights::new(*seed);
+            let r = RandomWeights::with_init(*seed, init);
             let w: &dyn WeightSource = &r;
             out.push((TEXT_ENCODER, save(&build_clip_text_encoder(&tcfg, w, opts)?, root, TEXT_ENCODER_MODEL)?, serde_json::to_value(&tcfg).unwrap_or_default()));
             out.push((UNET, save(&build_unet(&ucfg, w, opts)?, root, UNET_MODEL)?, serde_json::to_value(&ucfg).unwrap_or_default()));
@@ -227,7 +229,7 @@ fn sd_components(src: &SdSource, root: &Path, merges: &str, opts: &SdExportOptio
     Ok(out)
 }
 
-fn clip_components(src: &ClipSource, root: &Path, opts: &SdExportOptions) -> Result<(Vec<String>, serde_json::Value)> {
+fn clip_components(src: &ClipSource, root: &Path, opts: &SdExportOptions, init: RandomInit) -> Result<(Vec<String>, serde_json::Value)> {
     let (cfg, weights): (ClipConfig, Option<WeightMap>) = match src {
         ClipSource::Random { preset, .. } => (
             match preset.as_str() {
@@ -254,10 +256,13 @@ fn clip_components(src: &ClipSource, root: &Path, opts: &SdExportOptions) -> Res
             }
         }
     };
-    let random = RandomWeights::new(match src {
-        ClipSource::Random { seed, .. } => *seed,
-        ClipSource::Checkpoint { .. } => 0,
-    });
+    let random = RandomWeights::with_init(
+        match src {
+            ClipSource::Random { seed, .. } => *seed,
+            ClipSource::Checkpoint { .. } => 0,
+        },
+        init,
+    );
     let w: &dyn WeightSource = match &weights {
         Some(m) => m,
         None => &random,
@@ -272,8 +277,8 @@ fn clip_components(src: &ClipSource, root: &Path, opts: &SdExportOptions) -> Res
 pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<String>> {
     let mut manifest = read_manifest(root)?;
     let merges = merges_txt_from_bpe_gz(&src.clip_bpe)?;
-    let mut written = sd_components(&src.sd, root, &merges, &src.export)?;
-    let (clip_files, clip_cfg) = clip_components(&src.clip, root, &src.export)?;
+    let mut written = sd_components(&src.sd, root, &merges, &src.export, src.random_init)?;
+    let (clip_files, clip_cfg) = clip_components(&src.clip, root, &src.export, src.random_init)?;
     write(&root.join(CLIP_MERGES), merges.as_bytes())?;
     let mut cf = clip_files;
     cf.push(CLIP_MERGES.into());

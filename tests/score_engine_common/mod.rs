@@ -41,6 +41,7 @@ pub fn bundles() -> &'static Bundles {
             aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
             clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
             export: SdExportOptions::default(),
+            random_init: Default::default(),
         };
         add_score_components(&score, &src).unwrap();
         Bundles { _dir: dir, score, policy_only }

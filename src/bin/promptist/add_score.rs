@@ -49,6 +49,10 @@ pub struct Args {
     /// Unmasked attention as ONNX Runtime's fused com.microsoft.MultiHeadAttention.
     #[arg(long)]
     fused_attention: bool,
+    /// Size of random weights: small (uniform std 0.02) or torch (torch's default Linear/Conv
+    /// init, 1/sqrt(fan_in): prompts change the images, as training tests need).
+    #[arg(long, default_value = "small")]
+    init: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -67,7 +71,8 @@ pub fn run(a: Args) -> Result<()> {
     let export = SdExportOptions { dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 }, fused_attention: a.fused_attention };
     let aesthetic = shared_file(a.aesthetic, "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth", "--aesthetic")?;
     let clip_bpe = shared_file(a.clip_bpe, "data/clip/bpe_simple_vocab_16e6.txt.gz", "--clip-bpe")?;
-    let src = ScoreSources { sd, clip, aesthetic, clip_bpe, export };
+    let random_init = promptist::export::nn::RandomInit::parse(&a.init)?;
+    let src = ScoreSources { sd, clip, aesthetic, clip_bpe, export, random_init };
     let random = matches!(src.sd, SdSource::Random { .. }) || matches!(src.clip, ClipSource::Random { .. });
     let names = add_score_components(&a.bundle, &src)?;
     eprintln!("add-score: wrote {} into {}", names.join(", "), a.bundle.display());

@@ -31,7 +31,7 @@ pub fn effective_len(r: &[i64], eos: i64) -> usize {
 /// Returns the rewards and the per-token KL `logprob - ref_logprob` (masked).
 pub fn token_rewards(logprobs: &Tensor, ref_logprobs: &Tensor, mask: &Tensor, scores: &[f64], beta: f64) -> Result<(Tensor, Tensor)> {
     let kl = logprobs.f_sub(ref_logprobs)?.f_mul(mask)?;
-    let mut rewards = kl.f_mul_scalar(-beta)?;
+    let rewards = kl.f_mul_scalar(-beta)?;
     let (b, _t) = mask.size2()?;
     let lens = mask.f_sum_dim_intlist(-1, false, Kind::Int64)?;
     let lens = Vec::<i64>::try_from(&lens.f_to_device(tch::Device::Cpu)?)?;

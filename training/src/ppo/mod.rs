@@ -22,7 +22,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use promptist::text::gpt2::Gpt2Tokenizer;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 

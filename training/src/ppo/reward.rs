@@ -49,7 +49,7 @@ impl RewardStage {
         let eo = EngineOptions {
             provider,
             intra_op_threads: threads,
-            baseline_cache_capacity: if use_cache { TRAIN_BASELINE_CAPACITY } else { 0 },
+            baseline_cache_capacity: TRAIN_BASELINE_CAPACITY,
             ..Default::default()
         };
         let engine = Engine::open(bundle, &eo)?;
@@ -71,6 +71,7 @@ impl RewardStage {
             images_per_prompt: cfg.images_per_prompt,
             seed: cfg.image_seed,
             return_images: false,
+            use_baseline_cache: use_cache,
         };
         options.sd.validate()?;
         Ok(Self { engine, options, empty_reward: cfg.empty_response_reward })

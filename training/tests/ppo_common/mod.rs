@@ -51,14 +51,22 @@ pub fn ort_ready() {
     );
 }
 
-const SUBJECTS_A: &[&str] = &["a red fox", "a castle on a cliff", "an old wizard", "a robot in a street", "a cat on a sofa", "a lighthouse", "a dragon", "a forest path"];
-const SUBJECTS_B: &[&str] = &["a portrait of a queen", "a city at night", "a ship in a storm", "a mountain lake", "a knight", "a bowl of fruit"];
-const HELD_OUT: &[&str] = &[
-    "a wolf in the snow", "a tower by the sea", "a young witch", "a car in the rain", "a dog in a garden", "a windmill",
-    "a giant turtle", "a desert road", "a painting of a king", "a village at dawn", "a boat on a river", "a snowy peak",
-];
+/// Prompts: subjects x settings; every fourth combination is held out (never a training prompt).
+const SUBJECTS_A: &[&str] = &["a red fox", "a castle", "an old wizard", "a robot", "a cat", "a lighthouse", "a dragon", "a forest path", "a wolf", "a windmill"];
+const SUBJECTS_B: &[&str] = &["a queen", "a city", "a ship", "a mountain lake", "a knight", "a bowl of fruit", "a car", "a young witch"];
+const SETTINGS: &[&str] = &["", " in the snow", " at night", " by the sea", " in a garden", " on a hill", " in the rain", " at dawn"];
 
-fn write_lines(p: &Path, lines: &[&str]) {
+/// (training prompts, held-out prompts) of a subject list.
+fn combos(subjects: &[&str]) -> (Vec<String>, Vec<String>) {
+    let all: Vec<String> = subjects.iter().flat_map(|s| SETTINGS.iter().map(move |t| format!("{s}{t}"))).collect();
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, p) in all.into_iter().enumerate() {
+        if i % 4 == 3 { held.push(p) } else { train.push(p) }
+    }
+    (train, held)
+}
+
+fn write_lines(p: &Path, lines: &[String]) {
     std::fs::write(p, lines.join("\n") + "\n").unwrap();
 }
 
@@ -117,12 +125,14 @@ pub fn setup() -> &'static Setup {
             aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
             clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
             export: SdExportOptions::default(),
+            random_init: promptist::export::nn::RandomInit::TorchDefault,
         };
         add_score_components(&bundle, &src).unwrap();
         let (prompts_a, prompts_b, held_out) = (d.join("domain_a.txt"), d.join("domain_b.txt"), d.join("held_out.txt"));
-        write_lines(&prompts_a, SUBJECTS_A);
-        write_lines(&prompts_b, SUBJECTS_B);
-        write_lines(&held_out, HELD_OUT);
+        let ((ta, ha), (tb, hb)) = (combos(SUBJECTS_A), combos(SUBJECTS_B));
+        write_lines(&prompts_a, &ta);
+        write_lines(&prompts_b, &tb);
+        write_lines(&held_out, &[ha, hb].concat());
         Setup { sft: s.last_dir, score_bundle: bundle, prompts_a, prompts_b, held_out, _dir: dir }
     })
 }
