@@ -14,149 +14,23 @@
 //! at most MAX_TIES per comparison are accepted; any other difference fails. (The library's
 //! `Margin` is printed too but cannot serve here: with one beam per group it is 0 whenever a group
 //! ends on its best candidate, since `is_done` then compares a hypothesis with its own score.) The
-//! detector is itself checked on a head with two identical rows (an exact tie it must flag). Needs ORT (ORT_DYLIB_PATH) and the reference Python with the transformers 4.53.3 overlay
+//! detector is itself checked on a head with two identical rows (an exact tie it must flag).
+//! Needs ORT (ORT_DYLIB_PATH) and the reference Python with the transformers 4.53.3 overlay
 //! (PROMPTIST_PYTHON, PROMPTIST_TF4): a missing one fails with a message, never a skip.
 
 mod common;
+mod decode_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use promptist::export::gpt2_config::Gpt2Config;
-use promptist::export::tiny::LmHead;
-use promptist::policy::{generate, CausalLm, Controls, Gpt2Dims, Margin, OnnxGpt2, PaddedBatch, PromptOutput};
+use decode_common::*;
+use promptist::policy::{generate, CausalLm, Controls, Gpt2Dims, OnnxGpt2, PaddedBatch};
 use promptist::runtime::{Runtime, SessionOptions};
 use promptist::text::gpt2::Gpt2Tokenizer;
 use promptist_train::model::rollout_decode::prompt_ids;
-use promptist_train::model::{diverse_decode_ids, diverse_rollouts, DiverseOptions, Params, PromptRollouts, TchLm};
+use promptist_train::model::{diverse_decode_ids, diverse_rollouts, DiverseOptions, Params, TchLm};
 use tch::{Device, Kind};
-
-const EOS: u32 = 50256;
-const EOS_BOOST: f32 = 2.5;
-const MAX_NEW: usize = 75;
-const JITTER: f32 = 1e-4;
-/// Noise runs of the detector: a seed and its negated (antithetic) noise, so that an exact tie
-/// between two candidates is broken one way in one run and the other way in the other.
-const JITTER_RUNS: [(u64, f32); 2] = [(1, 1.0), (1, -1.0)];
-const MAX_TIES: usize = 1;
-const SCORE_RTOL: f32 = 1e-4;
-
-/// Short text-to-image prompts (the library's decode parity list).
-const PROMPTS: [&str; 26] = [
-    "a cat sitting on a windowsill", "portrait of an old fisherman", "a castle on a hill at sunset",
-    "a futuristic city skyline", "a bowl of fruit on a table", "a dragon flying over mountains",
-    "an astronaut riding a horse", "a cozy cabin in the snowy woods", "a robot playing the violin",
-    "a lighthouse in a storm", "a forest with glowing mushrooms", "a steampunk airship",
-    "a girl reading a book under a tree", "a vintage car on a desert road", "an owl in the moonlight",
-    "a bustling market in marrakech", "underwater coral reef with fish", "a samurai in the rain",
-    "a watercolor painting of paris", "a knight facing a giant", "a tiny house on a floating island",
-    "mars colony at dawn", "A Fox In Autumn Leaves.", "  a sailing ship, oil painting  ",
-    "café terrace at night — van gogh style", "neon tokyo street 🌃",
-];
-
-/// One prompt's returned sequences: (ids, score, finished if known).
-type Seqs = Vec<(Vec<u32>, f32, Option<bool>)>;
-
-fn from_tch(p: &PromptRollouts) -> Seqs {
-    p.sequences.iter().map(|r| (r.tokens.clone(), r.score, Some(r.finished))).collect()
-}
-
-fn from_lib(p: &PromptOutput) -> Seqs {
-    p.hypotheses.iter().map(|h| (h.tokens.clone(), h.score, Some(h.finished))).collect()
-}
-
-/// `TchLm` with a seeded uniform noise in [-eps, eps] added to every logit it returns.
-struct Jitter<'a> {
-    inner: TchLm<'a>,
-    eps: f32,
-    seed: u64,
-    calls: u64,
-    buf: Vec<f32>,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-impl Jitter<'_> {
-    fn refresh(&mut self) {
-        self.calls += 1;
-        let base = mix(self.seed ^ mix(self.calls));
-        let eps = self.eps;
-        self.buf.clear();
-        self.buf.extend(self.inner.logits().iter().enumerate().map(|(i, &x)| {
-            let u = (mix(base ^ i as u64) >> 40) as f32 / (1u64 << 24) as f32;
-            x + eps * (2.0 * u - 1.0)
-        }));
-    }
-}
-
-impl CausalLm for Jitter<'_> {
-    fn vocab_size(&self) -> usize {
-        self.inner.vocab_size()
-    }
-    fn max_positions(&self) -> usize {
-        self.inner.max_positions()
-    }
-    fn prefill(&mut self, b: &PaddedBatch) -> promptist::Result<()> {
-        self.inner.prefill(b)?;
-        self.refresh();
-        Ok(())
-    }
-    fn select_rows(&mut self, src: &[usize]) -> promptist::Result<()> {
-        self.inner.select_rows(src)?;
-        self.refresh();
-        Ok(())
-    }
-    fn step(&mut self, t: &[u32]) -> promptist::Result<()> {
-        self.inner.step(t)?;
-        self.refresh();
-        Ok(())
-    }
-    fn rows(&self) -> usize {
-        self.inner.rows()
-    }
-    fn logits(&self) -> &[f32] {
-        &self.buf
-    }
-}
-
-/// For each of `which`, whether the tch search returns other ids than `base` under logit noise.
-fn float_sensitive(params: &Params, prompts: &[Vec<u32>], which: &[usize], opts: &DiverseOptions, base: &[Seqs]) -> Vec<bool> {
-    let mut out = vec![false; which.len()];
-    if which.is_empty() {
-        return out;
-    }
-    let sub: Vec<Vec<u32>> = which.iter().map(|&i| prompts[i].clone()).collect();
-    for (seed, sign) in JITTER_RUNS {
-        let mut lm = Jitter { inner: TchLm::new(params, Kind::Float), eps: sign * JITTER, seed, calls: 0, buf: Vec::new() };
-        let mut ctl = Controls { eos_token_id: EOS, pad_token_id: EOS, min_new_tokens: 0, progress: None };
-        let res = generate(&mut lm, &sub, &opts.config(), &mut ctl).unwrap();
-        for (k, p) in res.prompts.iter().enumerate() {
-            let ids: Vec<&Vec<u32>> = p.hypotheses.iter().map(|h| &h.tokens).collect();
-            let want: Vec<&Vec<u32>> = base[which[k]].iter().map(|s| &s.0).collect();
-            out[k] |= ids != want;
-        }
-    }
-    out
-}
-
-/// The peaked tiny checkpoint with the EOS row of the head boosted.
-fn checkpoint(dir: &Path) {
-    promptist::export::write_random_checkpoint(dir, &Gpt2Config::tiny(), 0, LmHead::Untied { scale: 30.0 }).unwrap();
-    let path = dir.join("model.safetensors");
-    let mut w = promptist::weights::read_safetensors(&path).unwrap();
-    let head = w.tensors.get_mut("lm_head.weight").expect("untied head");
-    let e = head.shape[1];
-    for x in &mut head.data[EOS as usize * e..(EOS as usize + 1) * e] {
-        *x *= EOS_BOOST;
-    }
-    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    promptist::weights::write_safetensors(&w, &path, promptist::weights::safetensors_io::StoreDtype::F32, Some(meta)).unwrap();
-}
 
 fn ort_path() -> PathBuf {
     let p = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
@@ -220,44 +94,6 @@ fn hf_search(ck: &Path, prompts: &[Vec<u32>], opts: &DiverseOptions, tmp: &Path)
                 .collect()
         })
         .collect()
-}
-
-/// Compare every returned sequence of every prompt; returns (identical prompts, ties, failures).
-fn compare(label: &str, ours: &[Seqs], theirs: &[Seqs], margins: &[f32], sensitive: &dyn Fn(&[usize]) -> Vec<bool>) -> (usize, Vec<String>, Vec<String>) {
-    assert_eq!(ours.len(), theirs.len(), "{label}: number of prompts");
-    let (mut same, mut ties, mut fails) = (0, Vec::new(), Vec::new());
-    let differ: Vec<usize> = ours.iter().zip(theirs).enumerate().filter(|(_, (a, b))| a.iter().map(|s| &s.0).ne(b.iter().map(|s| &s.0))).map(|(i, _)| i).collect();
-    let sens = sensitive(&differ);
-    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-        let (ta, tb): (Vec<&Vec<u32>>, Vec<&Vec<u32>>) = (a.iter().map(|s| &s.0).collect(), b.iter().map(|s| &s.0).collect());
-        if ta == tb {
-            same += 1;
-            for (j, (x, y)) in a.iter().zip(b).enumerate() {
-                if (x.1 - y.1).abs() > SCORE_RTOL * 1f32.max(y.1.abs()) {
-                    fails.push(format!("{label} prompt {i} seq {j}: same ids, score {} vs {}", x.1, y.1));
-                }
-                if let (Some(fx), Some(fy)) = (x.2, y.2) {
-                    if fx != fy {
-                        fails.push(format!("{label} prompt {i} seq {j}: same ids, finished {fx} vs {fy}"));
-                    }
-                }
-            }
-            continue;
-        }
-        let first = ta.iter().zip(&tb).position(|(x, y)| x != y);
-        let msg = format!("{label} prompt {i}: ids differ (first at returned sequence {first:?}); library margin {:.3e}", margins[i]);
-        let k = differ.iter().position(|&d| d == i).unwrap();
-        if sens[k] {
-            ties.push(format!("{msg}; the tch search changes under logit noise {JITTER}: float-level TIE"));
-        } else {
-            fails.push(format!("{msg}\n  ours:   {:?}\n  theirs: {:?}", &ta[..ta.len().min(2)], &tb[..tb.len().min(2)]));
-        }
-    }
-    (same, ties, fails)
-}
-
-fn gap(m: &Margin) -> f32 {
-    m.gap
 }
 
 struct Fixture {
