@@ -24,6 +24,8 @@ pub struct TchLm<'a> {
     rows: usize,
     /// `[rows, vocab]` row-major float32 on the host.
     logits: Vec<f32>,
+    /// Reused buffer of row reorders (the logits are large: rows x 50257 floats).
+    spare: Vec<f32>,
 }
 
 fn lib_err(e: TrainError) -> promptist::Error {
@@ -36,7 +38,7 @@ fn lib_err(e: TrainError) -> promptist::Error {
 impl<'a> TchLm<'a> {
     /// A decoder over `params` with matmuls and attention in `compute` (Float, BFloat16, Half).
     pub fn new(params: &'a Params, compute: Kind) -> Self {
-        Self { model: Gpt2::new(params, compute), cache: Vec::new(), mask: None, next_pos: None, rows: 0, logits: Vec::new() }
+        Self { model: Gpt2::new(params, compute), cache: Vec::new(), mask: None, next_pos: None, rows: 0, logits: Vec::new(), spare: Vec::new() }
     }
 
     fn state(&self) -> promptist::Result<(&Tensor, &Tensor)> {
@@ -61,9 +63,11 @@ impl<'a> TchLm<'a> {
         let allow = causal.f_unsqueeze(0)?.f_logical_and(&keys.f_unsqueeze(1)?)?.f_logical_or(&diag.f_unsqueeze(0)?)?.f_unsqueeze(1)?;
         let h = self.model.forward(ids, pos, Attn::Mask(&allow), Some(&mut self.cache))?;
         let last = h.f_select(1, t - 1)?;
-        let logits = self.model.head(&last)?.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
-        self.logits = Vec::<f32>::try_from(&logits)?;
-        debug_assert_eq!(self.logits.len(), rows as usize * self.model.params.cfg.vocab_size);
+        let logits = self.model.head(&last)?.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+        let n = rows as usize * self.model.params.cfg.vocab_size;
+        // into the reused host buffer (no fresh allocation per step)
+        self.logits.resize(n, 0.0);
+        logits.f_copy_data(&mut self.logits, n)?;
         Ok(())
     }
 
@@ -99,11 +103,12 @@ impl<'a> TchLm<'a> {
         self.next_pos = Some(pos);
         let v = self.model.params.cfg.vocab_size;
         if self.logits.len() == self.rows * v {
-            let mut logits = Vec::with_capacity(src.len() * v);
+            let mut logits = std::mem::take(&mut self.spare);
+            logits.clear();
             for &s in src {
                 logits.extend_from_slice(&self.logits[s * v..(s + 1) * v]);
             }
-            self.logits = logits;
+            self.spare = std::mem::replace(&mut self.logits, logits);
         }
         self.rows = src.len();
         Ok(())
