@@ -13,11 +13,15 @@ pub fn validate_engine_options(o: &EngineOptions) -> Result<()> {
     Ok(())
 }
 
-/// Reject an empty (after trimming) prompt. Length against the context needs the tokenizer and is
+/// Reject an empty (after trimming) prompt and one holding a NUL character (the tokenizers cannot
+/// take it). Length against the context needs the tokenizer and is
 /// checked by the engine.
 pub fn check_prompt_text(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
         return Err(Error::EmptyPrompt);
+    }
+    if prompt.contains('\0') {
+        return Err(Error::InvalidOptions("a prompt contains a NUL character".into()));
     }
     Ok(())
 }

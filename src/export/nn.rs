@@ -113,10 +113,6 @@ fn fnv1a(s: &str) -> u64 {
     h
 }
 
-fn is_query_or_key(key: &str) -> bool {
-    ["to_q.weight", "to_k.weight", "q_proj.weight", "k_proj.weight"].iter().any(|s| key.ends_with(s))
-}
-
 fn is_norm_gain(key: &str) -> bool {
     let Some(stem) = key.strip_suffix(".weight") else { return false };
     let last = stem.rsplit('.').next().unwrap_or(stem);
@@ -132,9 +128,7 @@ impl WeightSource for RandomWeights {
         let std = match self.init {
             RandomInit::TorchDefault if shape.len() >= 2 && !is_norm_gain(key) => {
                 let fan_in: usize = shape[1..].iter().product();
-                let g = std::env::var("QK_GAIN").ok().and_then(|v| v.parse::<f32>().ok()).unwrap_or(1.0);
-                let gain = if is_query_or_key(key) { g } else { 1.0 };
-                gain / (3.0 * fan_in.max(1) as f32).sqrt()
+                1.0 / (3.0 * fan_in.max(1) as f32).sqrt()
             }
             _ => self.std,
         };

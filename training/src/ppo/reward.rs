@@ -23,7 +23,8 @@ pub struct Rewards {
     pub relevance: Vec<f64>,
     /// Mean CLIP similarity of y's images to x.
     pub similarity: Vec<f64>,
-    /// Pairs whose y was empty (not rendered; given `empty_response_reward`).
+    /// Pairs whose y the scorer cannot take (empty after trimming, or holding a NUL character);
+    /// they get `empty_response_reward`.
     pub empty: usize,
     /// x-baselines found in the cache / computed in this call.
     pub baselines_hit: usize,
@@ -86,8 +87,8 @@ impl RewardStage {
         self.score_seeded(pairs, self.options.seed)
     }
 
-    /// Score `pairs` (x, y) with the images of `seed`. A y that is empty after trimming gets
-    /// `empty_response_reward`.
+    /// Score `pairs` (x, y) with the images of `seed`. A y the scorer cannot take (empty after
+    /// trimming, or with a NUL character) gets `empty_response_reward`.
     pub fn score_seeded(&self, pairs: &[(String, String)], seed: u64) -> Result<Rewards> {
         let t0 = Instant::now();
         let n = pairs.len();

@@ -4,9 +4,7 @@
 //! uniformly from [min, max] per batch, and one of the returned sequences picked uniformly at
 //! random per prompt. The output is plain data (ids and texts), so the stage can run elsewhere.
 
-use promptist::policy::config::{DecodingConfig, EarlyStopping, Strategy};
-use promptist::policy::prompt::{finish_output, format_input};
-use promptist::policy::Controls;
+use promptist::policy::prompt::finish_output;
 use promptist::text::gpt2::Gpt2Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,11 +13,11 @@ use tch::Kind;
 
 use super::config::PpoConfig;
 use crate::error::{Result, TrainError};
-use crate::model::lm::TchLm;
+use crate::model::rollout_decode::{diverse_decode_ids, prompt_ids, DiverseOptions};
 use crate::model::Params;
 
 /// One rollout batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rollout {
     /// The user prompts x.
     pub sources: Vec<String>,
@@ -49,8 +47,7 @@ pub fn rollout(policy: &Params, compute: Kind, tok: &Gpt2Tokenizer, sources: &[(
     let drawn = rng.random_range(cfg.min_new_tokens..=cfg.max_new_tokens);
     let mut queries = Vec::with_capacity(sources.len());
     for (_, s) in sources {
-        let ids = tok.encode(&format_input(s)?)?;
-        queries.push(ids);
+        queries.push(prompt_ids(tok, s)?);
     }
     let longest = queries.iter().map(Vec::len).max().unwrap_or(0);
     let ctx = policy.cfg.context();
@@ -58,29 +55,17 @@ pub fn rollout(policy: &Params, compute: Kind, tok: &Gpt2Tokenizer, sources: &[(
         return Err(TrainError::Data(format!("a prompt of {longest} tokens does not fit the policy's context of {ctx}")));
     }
     let max_new = drawn.min(ctx - longest);
-    let dc = DecodingConfig {
-        strategy: Strategy::DiverseBeam {
-            num_beams: cfg.num_beams,
-            num_beam_groups: cfg.num_beams,
-            diversity_penalty: cfg.diversity_penalty,
-            length_penalty: 1.0,
-            early_stopping: EarlyStopping::Heuristic,
-        },
-        max_new_tokens: max_new,
-        num_return_sequences: cfg.num_beams,
-    };
+    let opts = DiverseOptions::new(cfg.num_beams, cfg.diversity_penalty, max_new);
     let eos = tok.eos_id();
     let mut out = Rollout { max_new_tokens: max_new, ..Default::default() };
     for (chunk_q, chunk_s) in queries.chunks(cfg.micro_batch).zip(sources.chunks(cfg.micro_batch)) {
-        let mut lm = TchLm::new(policy, compute);
-        let mut ctl = Controls { eos_token_id: eos, pad_token_id: eos, min_new_tokens: 0, progress: None };
-        let g = promptist::policy::generate(&mut lm, chunk_q, &dc, &mut ctl)?;
-        for ((q, (d, s)), po) in chunk_q.iter().zip(chunk_s).zip(g.prompts) {
-            if po.hypotheses.is_empty() {
+        let found = diverse_decode_ids(policy, compute, chunk_q, eos, &opts)?;
+        for ((q, (d, s)), po) in chunk_q.iter().zip(chunk_s).zip(found) {
+            if po.sequences.is_empty() {
                 return Err(TrainError::Data(format!("the search returned no sequence for {s:?}")));
             }
-            let k = rng.random_range(0..po.hypotheses.len());
-            let h = &po.hypotheses[k];
+            let k = rng.random_range(0..po.sequences.len());
+            let h = &po.sequences[k];
             let mut r: Vec<i64> = h.tokens.iter().map(|&t| i64::from(t)).collect();
             if h.finished {
                 r.push(i64::from(eos));
@@ -95,10 +80,4 @@ pub fn rollout(policy: &Params, compute: Kind, tok: &Gpt2Tokenizer, sources: &[(
         }
     }
     Ok(out)
-}
-
-impl Default for Rollout {
-    fn default() -> Self {
-        Rollout { sources: vec![], domains: vec![], queries: vec![], responses: vec![], texts: vec![], picked: vec![], max_new_tokens: 0 }
-    }
 }
