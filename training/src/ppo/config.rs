@@ -120,7 +120,7 @@ impl PpoConfig {
         if self.cliprange <= 0.0 || self.cliprange_value <= 0.0 {
             return bad("cliprange and cliprange_value must be positive");
         }
-        if self.images_per_prompt == 0 || self.sd_steps == 0 || self.image_size == 0 || self.image_size % 8 != 0 {
+        if self.images_per_prompt == 0 || self.sd_steps == 0 || self.image_size == 0 || !self.image_size.is_multiple_of(8) {
             return bad("images_per_prompt and sd_steps must be positive, image_size a positive multiple of 8");
         }
         if self.train_top_blocks == Some(0) {

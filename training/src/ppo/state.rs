@@ -49,6 +49,7 @@ pub fn sft_fingerprint(dir: &Path) -> Result<String> {
 }
 
 /// Write `dir` (normally `OUT/last`) atomically.
+#[allow(clippy::too_many_arguments)]
 pub fn save(dir: &Path, policy: &Params, value: &Params, policy_opt: &AdamW, value_opt: &AdamW, tok: &Gpt2Tokenizer, state: &PpoState, synthetic: bool) -> Result<()> {
     let tmp = fresh_tmp_dir(dir)?;
     let pdir = tmp.join("policy");
