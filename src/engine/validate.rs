@@ -44,6 +44,13 @@ mod tests {
     }
 
     #[test]
+    fn prompt_text_rules() {
+        assert!(check_prompt_text("a cat").is_ok());
+        assert_eq!(check_prompt_text("  \n").unwrap_err().code(), Code::EmptyPrompt);
+        assert_eq!(check_prompt_text("a\0cat").unwrap_err().code(), Code::InvalidOptions);
+    }
+
+    #[test]
     fn defaults_are_valid() {
         assert_eq!(code(&DecodingConfig::default()), Code::Ok);
     }

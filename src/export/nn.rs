@@ -420,4 +420,20 @@ mod tests {
         assert!(is_norm_gain("vision_model.pre_layrnorm.weight"));
         assert!(!is_norm_gain("conv_in.weight"));
     }
+
+    #[test]
+    fn torch_default_init_scales_kernels_by_fan_in() {
+        let r = RandomWeights::with_init(3, RandomInit::TorchDefault);
+        // A conv kernel [out, in, kh, kw]: fan_in = 32 * 3 * 3, uniform in +-1/sqrt(288).
+        let k = r.fetch("conv.weight", &[16, 32, 3, 3]).unwrap();
+        let bound = 1.0 / (288f32).sqrt();
+        let max = k.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max <= bound * 1.0001 && max > 0.9 * bound, "max {max} vs bound {bound}");
+        // Vectors and norm gains keep the small rule.
+        let b = r.fetch("conv.bias", &[16]).unwrap();
+        assert!(b.iter().all(|v| v.abs() <= 0.02 * 3f32.sqrt() * 1.0001));
+        assert!(r.fetch("x.norm1.weight", &[8]).unwrap().iter().all(|v| (v - 1.0).abs() < 0.05));
+        assert_eq!(RandomInit::parse("torch").unwrap(), RandomInit::TorchDefault);
+        assert!(RandomInit::parse("big").is_err());
+    }
 }
