@@ -25,6 +25,8 @@ use common::ort_ready;
 struct Bundles {
     _dir: tempfile::TempDir,
     good: PathBuf,
+    /// The same checkpoint converted with float16 weights and KV cache.
+    fp16: PathBuf,
     missing: PathBuf,
     corrupt: PathBuf,
 }
@@ -39,6 +41,9 @@ fn bundles() -> &'static Bundles {
         promptist::export::write_random_checkpoint(&ck, &cfg, 11, promptist::export::tiny::LmHead::Untied { scale: promptist::export::tiny::DEFAULT_SCALE }).unwrap();
         let good = dir.path().join("good");
         promptist::export::convert_checkpoint(&ck, &good, &promptist::export::ConvertOptions::default(), &mut |_| {}).unwrap();
+        let fp16 = dir.path().join("fp16");
+        let o16 = promptist::export::ConvertOptions { dtype: promptist::export::onnx::DType::F16, ..Default::default() };
+        promptist::export::convert_checkpoint(&ck, &fp16, &o16, &mut |_| {}).unwrap();
         let copy = |name: &str| {
             let to = dir.path().join(name);
             std::fs::create_dir_all(to.join("policy")).unwrap();
@@ -56,7 +61,7 @@ fn bundles() -> &'static Bundles {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
         std::fs::write(&p, bytes).unwrap();
-        Bundles { _dir: dir, good, missing, corrupt }
+        Bundles { _dir: dir, good, fp16, missing, corrupt }
     })
 }
 
@@ -170,6 +175,24 @@ fn open_and_optimize() {
     assert!(unsafe { promptist_optimize_result_seed(r, &mut seed) });
     assert_eq!(seed, 99);
     unsafe { promptist_optimize_result_free(r) };
+}
+
+/// A float16 bundle (fp16 KV cache) opens and optimizes through the C ABI; its best candidate's
+/// score is within 1e-2 (relative) of the float32 bundle's (the same candidate, or a near-tie).
+/// Token-level fp16/fp32 parity is tests/policy_fp16.rs.
+#[test]
+fn fp16_bundle_optimizes() {
+    let (e32, e16) = (Engine(open(&bundles().good).unwrap()), Engine(open(&bundles().fp16).unwrap()));
+    let mut o = options();
+    small(&mut o);
+    for p in [&b"a cat sitting on a mat"[..], b"a castle on a hill at sunset", b"portrait of an old sailor"] {
+        let (c32, c16) = (optimize(&e32, p, Some(&o)).unwrap(), optimize(&e16, p, Some(&o)).unwrap());
+        assert_eq!(c16.len(), c32.len(), "{c16:?}");
+        assert!(c16.windows(2).all(|w| w[0].1 >= w[1].1), "scores best first: {c16:?}");
+        let (a, b) = (c32[0].1, c16[0].1);
+        assert!((a - b).abs() <= 1e-2 * a.abs().max(1.0), "best score fp32 {a} vs fp16 {b}: {c32:?} / {c16:?}");
+        eprintln!("{:?}: best fp32 {:?} ({a}), fp16 {:?} ({b})", String::from_utf8_lossy(p), c32[0].0, c16[0].0);
+    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub mod config;
 pub mod diverse;
 pub mod generate;
 pub mod greedy;
+pub mod kv_cache;
 pub mod logits;
 pub mod model;
 pub mod onnx_gpt2;
@@ -22,4 +23,5 @@ pub mod sample;
 
 pub use generate::{generate, validate, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
 pub use model::{CausalLm, PaddedBatch};
+pub use kv_cache::FloatType;
 pub use onnx_gpt2::{Gpt2Dims, OnnxGpt2};

@@ -4,12 +4,15 @@
 //! the cache (transformers' `Cache.reorder_cache` copies every row with `index_select`): logical
 //! rows map to physical rows, a beam that continues from a row it alone uses stays there, and
 //! only rows that several beams share are copied, in place, into rows no beam needs any more.
+//! The cache keeps the graph's own element type (float32 or float16, from the session's metadata;
+//! see [`super::kv_cache`]); float16 logits are converted to f32 for the host search.
 
 use std::collections::HashMap;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, TensorRef};
+use ort::value::{DynValue, TensorElementType, TensorRef};
 
+use crate::policy::kv_cache::{FloatType, GraphFloat, KvCache};
 use crate::policy::model::{CausalLm, PaddedBatch};
 use crate::{Error, Result};
 
@@ -52,22 +55,14 @@ enum Slot {
     Past(usize),
 }
 
-/// One cache tensor `[rows, heads, past, head_dim]`: either the graph's own output value or a
-/// host buffer that a row gather wrote.
-enum Kv {
-    Ort(DynValue),
-    Host(Vec<f32>),
-    Empty,
-}
-
 /// GPT-2 over ONNX Runtime (see the module doc).
 pub struct OnnxGpt2 {
     session: Session,
     dims: Gpt2Dims,
     slots: Vec<Slot>,
     present_names: Vec<String>,
-    cache: Vec<Kv>,
-    spare: Vec<Vec<f32>>,
+    cache: KvCache,
+    logits_type: FloatType,
     rows: usize,
     /// Logical row -> physical row of the cache (the graph runs on physical rows).
     phys: Vec<usize>,
@@ -83,7 +78,9 @@ pub struct OnnxGpt2 {
 }
 
 impl OnnxGpt2 {
-    /// Wrap a session; checks that the graph has exactly the expected inputs and outputs.
+    /// Wrap a session; checks that the graph has exactly the expected inputs and outputs, that
+    /// the ids, mask and positions are int64, that every past and present tensor has one element
+    /// type (float32 or float16) and that the logits are float32 or float16.
     pub fn new(session: Session, dims: Gpt2Dims) -> Result<Self> {
         let mut by_name: HashMap<String, Slot> = HashMap::new();
         by_name.insert("input_ids".into(), Slot::InputIds);
@@ -94,11 +91,34 @@ impl OnnxGpt2 {
             by_name.insert(format!("past_key_values.{l}.value"), Slot::Past(2 * l + 1));
         }
         let mut slots = Vec::new();
+        let mut kv_type: Option<(FloatType, String)> = None;
         for input in session.inputs() {
-            match by_name.remove(input.name()) {
-                Some(s) => slots.push(s),
-                None => return Err(Error::ModelFormat(format!("GPT-2 graph has an unexpected input `{}`", input.name()))),
+            let (name, ty) = (input.name(), input.dtype().tensor_type());
+            let slot = match by_name.remove(name) {
+                Some(s) => s,
+                None => return Err(Error::ModelFormat(format!("GPT-2 graph has an unexpected input `{name}`"))),
+            };
+            match slot {
+                Slot::Past(_) => {
+                    let t = FloatType::of_tensor(name, ty)?;
+                    match &kv_type {
+                        None => kv_type = Some((t, name.to_string())),
+                        Some((first, first_name)) if *first != t => {
+                            return Err(Error::ModelFormat(format!(
+                                "GPT-2 graph inputs `{first_name}` ({}) and `{name}` ({}) differ in element type",
+                                first.name(),
+                                t.name()
+                            )))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                _ if ty != Some(TensorElementType::Int64) => {
+                    return Err(Error::ModelFormat(format!("GPT-2 graph input `{name}` has element type {ty:?}, expected int64")))
+                }
+                _ => {}
             }
+            slots.push(slot);
         }
         if let Some(missing) = by_name.keys().next() {
             return Err(Error::ModelFormat(format!("GPT-2 graph lacks the input `{missing}`")));
@@ -108,20 +128,35 @@ impl OnnxGpt2 {
             present_names.push(format!("present.{l}.key"));
             present_names.push(format!("present.{l}.value"));
         }
-        let outs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-        for need in present_names.iter().map(|s| s.as_str()).chain(std::iter::once("logits")) {
-            if !outs.contains(&need) {
-                return Err(Error::ModelFormat(format!("GPT-2 graph lacks the output `{need}`")));
+        let kv_type = match kv_type {
+            Some((t, _)) => t,
+            None => return Err(Error::ModelFormat("GPT-2 graph has no `past_key_values` inputs".into())),
+        };
+        let out_type = |need: &str| -> Result<FloatType> {
+            match session.outputs().iter().find(|o| o.name() == need) {
+                Some(o) => FloatType::of_tensor(need, o.dtype().tensor_type()),
+                None => Err(Error::ModelFormat(format!("GPT-2 graph lacks the output `{need}`"))),
+            }
+        };
+        for name in &present_names {
+            let t = out_type(name)?;
+            if t != kv_type {
+                return Err(Error::ModelFormat(format!(
+                    "GPT-2 graph output `{name}` is {} but its past_key_values inputs are {}",
+                    t.name(),
+                    kv_type.name()
+                )));
             }
         }
+        let logits_type = out_type("logits")?;
         let n = 2 * dims.n_layer;
         Ok(OnnxGpt2 {
             session,
             dims,
             slots,
             present_names,
-            cache: (0..n).map(|_| Kv::Empty).collect(),
-            spare: (0..n).map(|_| Vec::new()).collect(),
+            cache: KvCache::new(kv_type, n),
+            logits_type,
             rows: 0,
             phys: Vec::new(),
             past_len: 0,
@@ -137,6 +172,16 @@ impl OnnxGpt2 {
         self.dims
     }
 
+    /// The element type of the graph's KV cache (past and present tensors).
+    pub fn kv_type(&self) -> FloatType {
+        self.cache.element_type()
+    }
+
+    /// The element type of the graph's `logits` (converted to f32 for the search).
+    pub fn logits_type(&self) -> FloatType {
+        self.logits_type
+    }
+
     /// Run the graph on `[rows, seq]` ids with the given full mask and positions; keep the
     /// presents as the new cache and the last position's logits.
     fn run(&mut self, ids: &[i64], mask: &[i64], pos: &[i64], rows: usize, seq: usize) -> Result<()> {
@@ -148,46 +193,27 @@ impl OnnxGpt2 {
                 Slot::InputIds => TensorRef::from_array_view(([rows, seq], ids))?.into(),
                 Slot::AttentionMask => TensorRef::from_array_view(([rows, total], mask))?.into(),
                 Slot::PositionIds => TensorRef::from_array_view(([rows, seq], pos))?.into(),
-                Slot::Past(i) => match &self.cache[i] {
-                    Kv::Ort(v) => v.into(),
-                    Kv::Host(buf) => TensorRef::from_array_view(([rows, h, self.past_len, d], buf.as_slice()))?.into(),
-                    Kv::Empty => ort::value::Tensor::<f32>::from_array(([rows, h, 0usize, d], Vec::<f32>::new()))?.into(),
-                },
+                Slot::Past(i) => self.cache.input(i, [rows, h, self.past_len, d])?,
             };
             inputs.push(v);
         }
         let mut outputs = self.session.run(inputs.as_slice())?;
         drop(inputs);
-        let vocab = self.dims.vocab_size;
         {
             let logits = outputs
                 .get("logits")
                 .ok_or_else(|| Error::Inference("the graph returned no `logits`".into()))?;
-            let (shape, data) = logits.try_extract_tensor::<f32>()?;
-            if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != vocab {
-                return Err(Error::ModelFormat(format!("logits shape {shape:?}, expected [{rows}, {seq}, {vocab}]")));
-            }
-            self.logits.clear();
-            for &r in &self.phys {
-                let at = (r * seq + seq - 1) * vocab;
-                self.logits.extend_from_slice(&data[at..at + vocab]);
+            let (phys, out, vocab) = (&self.phys, &mut self.logits, self.dims.vocab_size);
+            match self.logits_type {
+                FloatType::F32 => last_logits::<f32>(logits, phys, rows, seq, vocab, out)?,
+                FloatType::F16 => last_logits::<half::f16>(logits, phys, rows, seq, vocab, out)?,
             }
         }
         for (i, name) in self.present_names.iter().enumerate() {
             let v = outputs
                 .remove(name.as_str())
                 .ok_or_else(|| Error::Inference(format!("the graph returned no `{name}`")))?;
-            {
-                let (shape, _) = v.try_extract_tensor::<f32>()?;
-                let want = [rows as i64, h as i64, total as i64, d as i64];
-                if shape[..] != want[..] {
-                    return Err(Error::ModelFormat(format!("`{name}` has shape {shape:?}, expected {want:?}")));
-                }
-            }
-            let old = std::mem::replace(&mut self.cache[i], Kv::Ort(v));
-            if let Kv::Host(buf) = old {
-                self.spare[i] = buf;
-            }
+            self.cache.store(i, name, v, [rows, h, total, d])?;
         }
         self.past_len = total;
         Ok(())
@@ -219,16 +245,7 @@ impl OnnxGpt2 {
         }
         if !copies.is_empty() {
             let row = self.dims.n_head * self.past_len * self.dims.head_dim;
-            for kv in self.cache.iter_mut() {
-                let data: &mut [f32] = match kv {
-                    Kv::Ort(v) => v.try_extract_tensor_mut::<f32>()?.1,
-                    Kv::Host(b) => b.as_mut_slice(),
-                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
-                };
-                for &(from, to) in &copies {
-                    data.copy_within(from * row..(from + 1) * row, to * row);
-                }
-            }
+            self.cache.copy_rows(&copies, row)?;
             let p = self.past_len;
             for &(from, to) in &copies {
                 self.mask.copy_within(from * p..(from + 1) * p, to * p);
@@ -252,24 +269,7 @@ impl OnnxGpt2 {
     fn gather(&mut self, src: &[usize]) -> Result<()> {
         let row = self.dims.n_head * self.past_len * self.dims.head_dim;
         let phys_src: Vec<usize> = src.iter().map(|&s| self.phys[s]).collect();
-        for i in 0..self.cache.len() {
-            let mut out = std::mem::take(&mut self.spare[i]);
-            out.clear();
-            out.reserve(src.len() * row);
-            {
-                let data: &[f32] = match &self.cache[i] {
-                    Kv::Ort(v) => v.try_extract_tensor::<f32>()?.1,
-                    Kv::Host(b) => b.as_slice(),
-                    Kv::Empty => return Err(Error::Internal("select_rows before prefill".into())),
-                };
-                for &s in &phys_src {
-                    out.extend_from_slice(&data[s * row..(s + 1) * row]);
-                }
-            }
-            if let Kv::Host(old) = std::mem::replace(&mut self.cache[i], Kv::Host(out)) {
-                self.spare[i] = old;
-            }
-        }
+        self.cache.gather(&phys_src, row)?;
         let p = self.past_len;
         let mut mask = Vec::with_capacity(src.len() * p);
         for &s in &phys_src {
@@ -291,6 +291,21 @@ impl OnnxGpt2 {
     }
 }
 
+/// Replace `out` by the last position's logits of each row of `logits` (`[rows, seq, vocab]` of
+/// type `T`), rows taken in the order `phys`, as f32.
+fn last_logits<T: GraphFloat>(logits: &DynValue, phys: &[usize], rows: usize, seq: usize, vocab: usize, out: &mut Vec<f32>) -> Result<()> {
+    let (shape, data) = logits.try_extract_tensor::<T>()?;
+    if shape.len() != 3 || shape[0] as usize != rows || shape[1] as usize != seq || shape[2] as usize != vocab {
+        return Err(Error::ModelFormat(format!("logits shape {shape:?}, expected [{rows}, {seq}, {vocab}]")));
+    }
+    out.clear();
+    for &r in phys {
+        let at = (r * seq + seq - 1) * vocab;
+        T::extend_f32(out, &data[at..at + vocab]);
+    }
+    Ok(())
+}
+
 impl CausalLm for OnnxGpt2 {
     fn vocab_size(&self) -> usize {
         self.dims.vocab_size
@@ -301,9 +316,7 @@ impl CausalLm for OnnxGpt2 {
     }
 
     fn prefill(&mut self, batch: &PaddedBatch) -> Result<()> {
-        for kv in self.cache.iter_mut() {
-            *kv = Kv::Empty;
-        }
+        self.cache.clear();
         self.past_len = 0;
         self.rows = batch.rows;
         self.phys = (0..batch.rows).collect();
