@@ -7,7 +7,7 @@
 //! sampling; length penalty 1.0 and heuristic early stopping (transformers' defaults).
 
 use promptist::policy::config::{DecodingConfig, EarlyStopping, Strategy};
-use promptist::policy::{generate, Controls, Margin};
+use promptist::policy::{generate, Controls, GenerateOutput, Margin};
 use promptist::text::gpt2::Gpt2Tokenizer;
 use tch::Kind;
 
@@ -83,11 +83,17 @@ pub struct PromptRollouts {
     pub margin: Margin,
 }
 
-/// Diverse beam search over token-id prompts (no BOS, non-empty) with `eos` as EOS and PAD.
-pub fn diverse_decode_ids(params: &Params, compute: Kind, prompts: &[Vec<u32>], eos: u32, opts: &DiverseOptions) -> Result<Vec<PromptRollouts>> {
+/// The library's search (`promptist::policy::generate`, any strategy) over the tch model, for
+/// token-id prompts (no BOS, non-empty) with `eos` as EOS and PAD; one left-padded batch.
+pub fn decode_ids(params: &Params, compute: Kind, prompts: &[Vec<u32>], eos: u32, cfg: &DecodingConfig) -> Result<GenerateOutput> {
     let mut lm = TchLm::new(params, compute);
     let mut ctl = Controls { eos_token_id: eos, pad_token_id: eos, min_new_tokens: 0, progress: None };
-    let out = generate(&mut lm, prompts, &opts.config(), &mut ctl)?;
+    Ok(generate(&mut lm, prompts, cfg, &mut ctl)?)
+}
+
+/// Diverse beam search over token-id prompts (no BOS, non-empty) with `eos` as EOS and PAD.
+pub fn diverse_decode_ids(params: &Params, compute: Kind, prompts: &[Vec<u32>], eos: u32, opts: &DiverseOptions) -> Result<Vec<PromptRollouts>> {
+    let out = decode_ids(params, compute, prompts, eos, &opts.config())?;
     Ok(out
         .prompts
         .into_iter()

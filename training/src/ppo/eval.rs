@@ -4,15 +4,14 @@
 //! seed noise a trained policy's gain is compared against.
 
 use promptist::policy::config::DecodingConfig;
-use promptist::policy::prompt::{finish_output, format_input};
-use promptist::policy::Controls;
+use promptist::policy::prompt::finish_output;
 use promptist::text::gpt2::Gpt2Tokenizer;
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 
 use super::reward::RewardStage;
 use crate::error::Result;
-use crate::model::lm::TchLm;
+use crate::model::rollout_decode::{decode_ids, prompt_ids};
 use crate::model::Params;
 
 /// Mean rewards of one policy on a prompt set.
@@ -34,10 +33,8 @@ pub fn rewrite(policy: &Params, compute: Kind, tok: &Gpt2Tokenizer, prompts: &[S
     let eos = tok.eos_id();
     let mut out = Vec::with_capacity(prompts.len());
     for c in prompts.chunks(chunk.max(1)) {
-        let q = c.iter().map(|p| Ok(tok.encode(&format_input(p)?)?)).collect::<Result<Vec<_>>>()?;
-        let mut lm = TchLm::new(policy, compute);
-        let mut ctl = Controls { eos_token_id: eos, pad_token_id: eos, min_new_tokens: 0, progress: None };
-        let g = promptist::policy::generate(&mut lm, &q, decoding, &mut ctl)?;
+        let q = c.iter().map(|p| prompt_ids(tok, p)).collect::<Result<Vec<_>>>()?;
+        let g = decode_ids(policy, compute, &q, eos, decoding)?;
         for po in g.prompts {
             let best = po.hypotheses.first().map(|h| h.tokens.clone()).unwrap_or_default();
             out.push(finish_output(&tok.decode_skip_special(&best)?));
