@@ -8,6 +8,7 @@ pub mod demo;
 pub mod device;
 pub mod error;
 pub mod export;
+pub mod metrics;
 pub mod data;
 pub mod model;
 pub mod ppo;

@@ -175,6 +175,17 @@ impl Params {
         self.tensors.values().map(|t| t.numel()).sum()
     }
 
+    /// A deep copy on the same device (each tensor copied, its requires-grad flag kept).
+    pub fn try_clone(&self) -> Result<Self> {
+        let mut tensors = BTreeMap::new();
+        for (name, t) in &self.tensors {
+            let mut c = t.f_detach()?.f_zeros_like()?;
+            c.f_copy_(&t.f_detach()?)?;
+            tensors.insert(name.clone(), c.f_set_requires_grad(t.requires_grad())?);
+        }
+        Ok(Self { cfg: self.cfg.clone(), device: self.device, tensors, order: self.order.clone() })
+    }
+
     /// Add a named parameter (e.g. the PPO value head); it joins the saved weights and the
     /// optimizer. An existing name is an error.
     pub fn insert(&mut self, name: &str, t: Tensor) -> Result<()> {

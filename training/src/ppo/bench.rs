@@ -11,10 +11,8 @@ use super::prompts::PromptMix;
 use super::reward::RewardStage;
 use super::rollout::{rollout, step_rng};
 use super::update::{update, Nets};
-use super::value::{add_value_head, train_top_blocks};
+use super::value::{train_top_blocks, FreshNetworks};
 use crate::error::{Result, TrainError};
-use crate::model::Params;
-use crate::sft::optim::{AdamW, AdamWConfig};
 
 /// One benchmarked step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,16 +46,10 @@ pub struct BenchSummary {
 pub fn bench(sft: &std::path::Path, prompts: &PromptMix, cfg: &PpoConfig, cached: &RewardStage, uncached: &RewardStage, compute: tch::Kind, device: tch::Device) -> Result<BenchSummary> {
     let tok = promptist::export::convert::checkpoint_tokenizer(sft)?;
     let eos = i64::from(tok.eos_id());
-    let (reference, _) = Params::load_dir(sft, device)?;
-    let (mut policy, _) = Params::load_dir(sft, device)?;
-    let (mut value, _) = Params::load_dir(sft, device)?;
-    add_value_head(&mut value, cfg.seed)?;
+    let FreshNetworks { reference, mut policy, mut value, policy_opt: mut popt, value_opt: mut vopt } = FreshNetworks::from_sft(sft, cfg, device)?;
     if let Some(k) = cfg.train_top_blocks {
         train_top_blocks(&policy, k)?;
     }
-    let oc = AdamWConfig { lr: cfg.lr, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_eps, weight_decay: cfg.weight_decay };
-    let mut popt = AdamW::new(oc, &policy)?;
-    let mut vopt = AdamW::new(oc, &value)?;
     let mut steps = Vec::new();
     for step in 0..cfg.steps {
         let mut rng = step_rng(cfg.seed, step);

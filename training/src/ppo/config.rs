@@ -103,6 +103,11 @@ impl PpoConfig {
         Ok(cfg)
     }
 
+    /// The optimizer settings of policy and value.
+    pub fn adamw(&self) -> crate::sft::optim::AdamWConfig {
+        crate::sft::optim::AdamWConfig { lr: self.lr, beta1: self.adam_beta1, beta2: self.adam_beta2, eps: self.adam_eps, weight_decay: self.weight_decay }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(TrainError::Options(m.to_string()));
         if self.batch_size == 0 || self.micro_batch == 0 || self.ppo_epochs == 0 {

@@ -27,7 +27,7 @@ use tch::{Device, Kind};
 
 use crate::error::{Result, TrainError};
 use crate::model::Params;
-use crate::sft::optim::{AdamW, AdamWConfig};
+use crate::sft::optim::AdamW;
 use crate::sft::plot::plot_losses;
 use crate::sft::progress::Progress;
 use config::PpoConfig;
@@ -89,10 +89,6 @@ pub struct Summary {
     pub last_dir: PathBuf,
 }
 
-fn adamw(cfg: &PpoConfig) -> AdamWConfig {
-    AdamWConfig { lr: cfg.lr, beta1: cfg.adam_beta1, beta2: cfg.adam_beta2, eps: cfg.adam_eps, weight_decay: cfg.weight_decay }
-}
-
 /// Train. `reward` holds the opened scorer (its baseline cache lives as long as it does).
 pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
     run.cfg.validate()?;
@@ -103,11 +99,7 @@ pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
     let eos = i64::from(tok.eos_id());
     let sft_fp = state::sft_fingerprint(&run.sft)?;
     let prompts_fp = run.prompts.fingerprint();
-    let (reference, _) = Params::load_dir(&run.sft, run.device)?;
-    for (_, t) in reference.named() {
-        let _ = t.f_set_requires_grad(false)?;
-    }
-    let (mut policy, mut value, mut popt, mut vopt, mut st) = match (run.resume, state::resumable(&last_dir)) {
+    let (reference, mut policy, mut value, mut popt, mut vopt, mut st) = match (run.resume, state::resumable(&last_dir)) {
         (true, Some(dir)) => {
             let s = state::load_state(&dir)?;
             if s.sft_fingerprint != sft_fp {
@@ -119,23 +111,21 @@ pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
             if s.config.seed != run.cfg.seed {
                 return Err(TrainError::Checkpoint(format!("the run being resumed used seed {}, not {}", s.config.seed, run.cfg.seed)));
             }
+            let (sft, _) = Params::load_dir(&run.sft, run.device)?;
+            let reference = value::frozen_copy(&sft)?;
             let (policy, _) = Params::load_dir(&dir.join("policy"), run.device)?;
             let value = state::load_value(&dir, &policy.cfg, run.device)?;
-            let mut popt = AdamW::new(adamw(&run.cfg), &policy)?;
-            let mut vopt = AdamW::new(adamw(&run.cfg), &value)?;
+            let mut popt = AdamW::new(run.cfg.adamw(), &policy)?;
+            let mut vopt = AdamW::new(run.cfg.adamw(), &value)?;
             popt.load(&dir.join("policy_optimizer.safetensors"), s.step * run.cfg.ppo_epochs as u64, &policy)?;
             vopt.load(&dir.join("value_optimizer.safetensors"), s.step * run.cfg.ppo_epochs as u64, &value)?;
-            (policy, value, popt, vopt, s)
+            (reference, policy, value, popt, vopt, s)
         }
         (true, None) => return Err(TrainError::Checkpoint(format!("--resume: no PPO checkpoint at {}", last_dir.display()))),
         (false, _) => {
-            let (policy, _) = Params::load_dir(&run.sft, run.device)?;
-            let (mut value, _) = Params::load_dir(&run.sft, run.device)?;
-            value::add_value_head(&mut value, run.cfg.seed)?;
-            let popt = AdamW::new(adamw(&run.cfg), &policy)?;
-            let vopt = AdamW::new(adamw(&run.cfg), &value)?;
+            let n = value::FreshNetworks::from_sft(&run.sft, &run.cfg, run.device)?;
             let s = PpoState { step: 0, prompts_fingerprint: prompts_fp.clone(), sft_fingerprint: sft_fp.clone(), config: run.cfg.clone() };
-            (policy, value, popt, vopt, s)
+            (n.reference, n.policy, n.value, n.policy_opt, n.value_opt, s)
         }
     };
     if let Some(k) = run.cfg.train_top_blocks {
@@ -143,8 +133,7 @@ pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
     }
     st.config = run.cfg.clone();
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = read_metrics(&metrics_path, st.step)?;
-    rewrite_metrics(&metrics_path, &metrics)?;
+    let mut metrics: Vec<StepMetrics> = crate::metrics::truncate_metrics(&metrics_path, st.step)?;
     let mut mfile = std::fs::OpenOptions::new()
         .append(true)
         .open(&metrics_path)
@@ -210,29 +199,10 @@ pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
     Ok(Summary { state: st, metrics, last_dir })
 }
 
-/// The metrics of the steps already done (a resumed run drops lines past its checkpoint).
-fn read_metrics(path: &Path, upto: u64) -> Result<Vec<StepMetrics>> {
-    if !path.is_file() || upto == 0 {
-        return Ok(Vec::new());
+impl crate::metrics::StepRecord for StepMetrics {
+    fn step(&self) -> u64 {
+        self.step
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(format!("reading {}", path.display()), e))?;
-    let mut v = Vec::new();
-    for l in text.lines().filter(|l| !l.trim().is_empty()) {
-        let m: StepMetrics = serde_json::from_str(l).map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
-        if m.step <= upto {
-            v.push(m);
-        }
-    }
-    Ok(v)
-}
-
-fn rewrite_metrics(path: &Path, metrics: &[StepMetrics]) -> Result<()> {
-    let mut text = String::new();
-    for m in metrics {
-        text += &serde_json::to_string(m).map_err(|e| TrainError::Data(format!("metrics: {e}")))?;
-        text.push('\n');
-    }
-    std::fs::write(path, text).map_err(|e| TrainError::io(format!("writing {}", path.display()), e))
 }
 
 /// `reward.png` (reward and its two parts) and `kl.png` (KL, policy and value loss).

@@ -32,6 +32,38 @@ pub fn add_value_head(params: &mut Params, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// The three networks of a fresh run from the SFT folder `sft` (read once): the frozen KL
+/// reference, the policy and the value network (the SFT body plus a new head seeded with
+/// `cfg.seed`), and their optimizers.
+pub struct FreshNetworks {
+    pub reference: Params,
+    pub policy: Params,
+    pub value: Params,
+    pub policy_opt: crate::sft::optim::AdamW,
+    pub value_opt: crate::sft::optim::AdamW,
+}
+
+impl FreshNetworks {
+    pub fn from_sft(sft: &std::path::Path, cfg: &super::config::PpoConfig, device: tch::Device) -> Result<Self> {
+        let (policy, _) = Params::load_dir(sft, device)?;
+        let reference = frozen_copy(&policy)?;
+        let mut value = policy.try_clone()?;
+        add_value_head(&mut value, cfg.seed)?;
+        let policy_opt = crate::sft::optim::AdamW::new(cfg.adamw(), &policy)?;
+        let value_opt = crate::sft::optim::AdamW::new(cfg.adamw(), &value)?;
+        Ok(Self { reference, policy, value, policy_opt, value_opt })
+    }
+}
+
+/// A copy of `params` that needs no gradients (the KL reference).
+pub fn frozen_copy(params: &Params) -> Result<Params> {
+    let p = params.try_clone()?;
+    for (_, t) in p.named() {
+        let _ = t.f_set_requires_grad(false)?;
+    }
+    Ok(p)
+}
+
 /// Values [b, t] of every position of `ids` under `attention_mask`.
 pub fn values(params: &Params, compute: Kind, ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
     let h = Gpt2::new(params, compute).hidden_masked(ids, attention_mask)?;
@@ -87,6 +119,17 @@ mod tests {
         let v = values(&p, Kind::Float, &ids, &mask).unwrap();
         assert_eq!(v.size(), vec![2, 3]);
         assert!(v.isfinite().all().int64_value(&[]) == 1);
+    }
+
+    #[test]
+    fn copies_are_independent_and_the_reference_is_frozen() {
+        let p = tiny();
+        let r = frozen_copy(&p).unwrap();
+        let name = "transformer.h.0.attn.c_attn.weight";
+        assert!(r.get(name).unwrap().equal(p.get(name).unwrap()));
+        assert!(r.named().all(|(_, t)| !t.requires_grad()) && p.named().all(|(_, t)| t.requires_grad()));
+        let _ = tch::no_grad(|| r.get(name).unwrap().shallow_clone().fill_(0.0));
+        assert!(!r.get(name).unwrap().equal(p.get(name).unwrap()), "a copy shares no storage");
     }
 
     #[test]

@@ -133,24 +133,10 @@ fn lr_at(cfg: &SftConfig, step: u64) -> f64 {
 }
 
 /// Keep metrics lines with step <= `step` (a resumed run rewrites what came after its checkpoint).
-fn truncate_metrics(path: &Path, step: u64) -> Result<Vec<Metric>> {
-    let mut kept = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        for line in text.lines() {
-            if let Ok(m) = serde_json::from_str::<Metric>(line) {
-                if m.step <= step {
-                    kept.push(m);
-                }
-            }
-        }
+impl crate::metrics::StepRecord for Metric {
+    fn step(&self) -> u64 {
+        self.step
     }
-    let mut s = String::new();
-    for m in &kept {
-        s.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Data(format!("metrics: {e}")))?);
-        s.push('\n');
-    }
-    std::fs::write(path, s).map_err(|e| TrainError::io(format!("writing {}", path.display()), e))?;
-    Ok(kept)
 }
 
 fn plot(out: &Path, metrics: &[Metric]) -> Result<()> {
@@ -200,7 +186,7 @@ pub fn train(params: &Params, opt: &mut AdamW, tok: &Gpt2Tokenizer, data: &Prepa
     };
     state.options = options;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = truncate_metrics(&metrics_path, state.step)?;
+    let mut metrics: Vec<Metric> = crate::metrics::truncate_metrics(&metrics_path, state.step)?;
     let mut mfile = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
