@@ -208,20 +208,14 @@ fn ppo_killed_mid_step_resumes_to_the_same_state() {
 fn ppo_update_raises_a_simple_text_reward() {
     use promptist_train::ppo::rollout::{rollout, step_rng};
     use promptist_train::ppo::update::{update, Nets};
-    use promptist_train::sft::optim::{AdamW, AdamWConfig};
     let s = ppo_common::setup();
     let mut cfg = small_cfg();
     cfg.num_beams = 4;
     cfg.beta = 0.2; // SPEC's: this reward varies by about 1 between rewrites, as the real one
     let tok = promptist::export::convert::checkpoint_tokenizer(&s.sft).unwrap();
     let eos = tok.eos_id() as i64;
-    let (reference, _) = Params::load_dir(&s.sft, Device::Cpu).unwrap();
-    let (mut policy, _) = Params::load_dir(&s.sft, Device::Cpu).unwrap();
-    let (mut value, _) = Params::load_dir(&s.sft, Device::Cpu).unwrap();
-    promptist_train::ppo::value::add_value_head(&mut value, 0).unwrap();
-    let oc = AdamWConfig { lr: cfg.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.0 };
-    let mut popt = AdamW::new(oc, &policy).unwrap();
-    let mut vopt = AdamW::new(oc, &value).unwrap();
+    let promptist_train::ppo::value::FreshNetworks { reference, mut policy, mut value, policy_opt: mut popt, value_opt: mut vopt } =
+        promptist_train::ppo::value::FreshNetworks::from_sft(&s.sft, &cfg, Device::Cpu).unwrap();
     let mix = PromptMix::load(&[s.prompts_a.display().to_string()], None).unwrap();
     let mut per_step = Vec::new();
     for step in 0..40u64 {
