@@ -39,6 +39,10 @@ pub struct EngineOptions {
     /// Most x-baselines (user prompt's CLIP text embedding and image aesthetics) the score cache
     /// keeps; 0 disables it. Default [`BASELINE_CACHE_CAPACITY`]; a PPO run wants thousands.
     pub baseline_cache_capacity: usize,
+    /// On CPU, decode with promptist's packed MatMul kernel for the policy's constant weights
+    /// (AVX-512F machines; see [`crate::runtime::packed_gemm`]). On by default; off runs ONNX
+    /// Runtime's own Gemm. No effect on CUDA or without AVX-512F.
+    pub packed_matmul: bool,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +54,7 @@ impl Default for EngineOptions {
             intra_op_threads: 0,
             skip_checksums: false,
             baseline_cache_capacity: BASELINE_CACHE_CAPACITY,
+            packed_matmul: true,
         }
     }
 }
@@ -132,8 +137,10 @@ impl Engine {
             provider: options.provider,
             device_id: options.device_id,
             intra_op_threads: options.intra_op_threads,
+            packed_matmul: false,
         };
-        let (session, provider) = runtime.session(&policy.model, &session_options, None)?;
+        let policy_options = SessionOptions { packed_matmul: options.packed_matmul, ..session_options.clone() };
+        let (session, provider) = runtime.session(&policy.model, &policy_options, None)?;
         let dims = Gpt2Dims {
             n_layer: cfg.n_layer,
             n_head: cfg.n_head,

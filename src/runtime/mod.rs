@@ -5,6 +5,7 @@
 //! process in the project's search order and owns ort's single environment.
 
 pub mod library;
+pub mod packed_gemm;
 pub mod session;
 
 pub use library::{Attempt, LibraryInfo, LibrarySource, Runtime};

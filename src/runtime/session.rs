@@ -18,6 +18,10 @@ pub struct SessionOptions {
     pub device_id: i32,
     /// Intra-op threads (0 = ONNX Runtime's default).
     pub intra_op_threads: usize,
+    /// On CPU, run the graph's constant-weight MatMul/Gemm nodes with promptist's packed kernel
+    /// (see [`super::packed_gemm`]; no effect without AVX-512F or on CUDA). Meant for the policy's
+    /// few-row decoding steps; off by default.
+    pub packed_matmul: bool,
 }
 
 /// The tensor names a graph must have: every `inputs` name must be an input, and the graph may have
@@ -84,6 +88,11 @@ impl Runtime {
                 .map_err(|e| infer(e.into()))?;
         }
         let with_cuda = ep.is_some();
+        if !with_cuda && opts.packed_matmul {
+            if let Some(rw) = super::packed_gemm::prepare(model)? {
+                return rw.commit(b, model);
+            }
+        }
         if let Some(ep) = ep {
             b = b.with_execution_providers([ep]).map_err(|e| {
                 Error::ProviderUnavailable(format!(
