@@ -123,13 +123,14 @@ def onnx_from_checkpoint(hf_dir, out_dir):
     return out_dir / "bundle", "promptist convert"
 
 
-def run_rust(model_arg, request, tmp, threads=1, repeat=1):
+def run_rust(model_arg, request, tmp, threads=1, repeat=1, matmul=None):
     tmp = pathlib.Path(tmp)
     req = tmp / "rust_request.json"
     req.write_text(json.dumps(request))
     env = dict(os.environ, ORT_DYLIB_PATH=ort_lib())
     r = subprocess.run([str(promptist_bin()), "bench", "--model", str(model_arg), "--ids-json", str(req),
-                        "--threads", str(threads), "--repeat", str(repeat)], capture_output=True, text=True, env=env)
+                        "--threads", str(threads), "--repeat", str(repeat)] + (["--matmul", matmul] if matmul else []),
+                       capture_output=True, text=True, env=env)
     if r.returncode != 0:
         fail(f"promptist bench failed ({r.returncode}): {r.stderr}")
     return json.loads(r.stdout)

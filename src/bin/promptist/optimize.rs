@@ -90,6 +90,10 @@ pub struct Args {
     /// Skip the sha256 check of the bundle's files.
     #[arg(long)]
     pub skip_checksums: bool,
+    /// CPU matrix products of the policy: `packed` (promptist's kernel on AVX-512F CPUs, the
+    /// default) or `ort` (ONNX Runtime's own Gemm).
+    #[arg(long, default_value = "packed", value_parser = ["packed", "ort"])]
+    pub matmul: String,
     /// Print one JSON object (candidates, scores, seed, provider, random-weights flag).
     #[arg(long)]
     pub json: bool,
@@ -150,6 +154,7 @@ pub fn run(a: Args) -> promptist::Result<()> {
         device_id: a.device_id,
         intra_op_threads: a.threads,
         skip_checksums: a.skip_checksums,
+        packed_matmul: a.matmul == "packed",
         ..Default::default()
     };
     let engine = Engine::open(&a.bundle, &engine_options)?;
