@@ -175,3 +175,57 @@ fn matmul_and_gemm_nodes_packed_equal_onnx_runtime() {
         }
     }
 }
+
+/// GPT-2 117M's four projection shapes and its tied LM head (K up to 3072, N up to 50257), 8 rows
+/// (one beam step) and 1 row, packed vs ONNX Runtime: every element within 1e-5 * (1 + max |y|).
+#[test]
+fn gpt2_117m_shapes_packed_equal_onnx_runtime() {
+    if skip() {
+        return;
+    }
+    let rt = runtime();
+    // (K, N, transB): c_attn, attn c_proj, mlp c_fc, mlp c_proj, LM head over wte [50257, 768].
+    let shapes = [(768usize, 2304usize, 0i64), (768, 768, 0), (768, 3072, 0), (3072, 768, 0), (768, 50257, 1)];
+    let mut g = GraphBuilder::new("gpt2_shapes");
+    let mut outs = Vec::new();
+    for (i, &(k, n, trans_b)) in shapes.iter().enumerate() {
+        let x = g.input(&format!("x{i}"), DType::F32, &["rows".into(), (k as i64).into()]);
+        let dims = if trans_b == 1 { [n, k] } else { [k, n] };
+        // GPT-2's init scale (std 0.02) keeps |y| realistic.
+        let w: Vec<f32> = values(k * n, 100 + i as u64).into_iter().map(|v| v * 0.035).collect();
+        let wn = g.initializer(&format!("w{i}"), TensorData::f32(&dims, w));
+        let y = if trans_b == 1 {
+            g.op("Gemm", &[&x, &wn], vec![attr("transB", 1i64)])
+        } else {
+            let b = g.initializer(&format!("b{i}"), TensorData::f32(&[n], values(n, 200 + i as u64)));
+            g.op("Gemm", &[&x, &wn, &b], vec![])
+        };
+        g.output(&y, &format!("y{i}"), DType::F32, &["rows".into(), (n as i64).into()]);
+        outs.push((format!("x{i}"), format!("y{i}"), k));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shapes.onnx");
+    save_model(&g.finish(), &path, &SaveOptions { external_threshold_bytes: Some(1024) }).unwrap();
+    let (mut packed, mut plain) = sessions(&rt, &path);
+    for rows in [8usize, 1] {
+        let feed = || -> Vec<(String, SessionInputValue<'static>)> {
+            outs.iter()
+                .enumerate()
+                .map(|(i, (x, _, k))| {
+                    // Layer-normed activations are O(1).
+                    let v = values(rows * k, 300 + i as u64).into_iter().map(|v| v * 1.7).collect::<Vec<_>>();
+                    (x.clone(), Tensor::from_array(([rows, *k], v)).unwrap().into())
+                })
+                .collect()
+        };
+        let a = packed.run(feed()).unwrap();
+        let b = plain.run(feed()).unwrap();
+        for (i, (_, y, _)) in outs.iter().enumerate() {
+            let va = a[y.as_str()].try_extract_tensor::<f32>().unwrap().1;
+            let vb = b[y.as_str()].try_extract_tensor::<f32>().unwrap().1;
+            let e = rel_err(va, vb);
+            eprintln!("{rows} rows, K {} N {}: {} values, max abs diff / (1 + max |y|) = {e:.2e}", shapes[i].0, shapes[i].1, va.len());
+            assert!(e <= 1e-5, "{y} ({rows} rows): {e}");
+        }
+    }
+}
