@@ -112,6 +112,27 @@ typedef int32_t promptist_provider;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How the policy's constant-weight matrix products run on the CPU
+// (`promptist_engine_options.cpu_matmul`).
+enum promptist_cpu_matmul
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // promptist's packed kernel on CPUs with AVX-512F (faster decoding; results equal to float
+    // rounding), ONNX Runtime's Gemm elsewhere. The default.
+    PROMPTIST_CPU_MATMUL_PACKED = 0,
+    // Always ONNX Runtime's own Gemm.
+    PROMPTIST_CPU_MATMUL_ONNX_RUNTIME = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum promptist_cpu_matmul promptist_cpu_matmul;
+#else
+typedef int32_t promptist_cpu_matmul;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Decoding strategy of `promptist_optimize_options.strategy`.
 enum promptist_strategy
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -215,6 +236,10 @@ typedef struct {
     // Non-zero skips the sha256 check of bundle files at open (the manifest and file presence are
     // still checked). Default 0.
     int32_t skip_checksums;
+    // A `promptist_cpu_matmul` value: how the policy's matrix products run on the CPU. Default
+    // PACKED. (Added after the first version: a caller whose `struct_size` ends before it gets
+    // the default.)
+    int32_t cpu_matmul;
 } promptist_engine_options;
 
 // Progress callback of long calls: `stage` (a `promptist_stage` value), `step` of `total` done,

@@ -1,6 +1,6 @@
 //! The C ABI driven from Rust on a tiny random bundle: open/optimize/free, every documented error
 //! status (NULL, bad UTF-8, empty and over-long prompt, missing / corrupt bundle files, num_beams 0,
-//! small struct_size), and one engine shared by several threads at once.
+//! small struct_size), the cpu_matmul engine option, and one engine shared by several threads at once.
 //! Needs ORT_DYLIB_PATH (fails with a clear message without it).
 
 mod common;
@@ -293,4 +293,52 @@ fn providers_cuda_is_never_a_silent_cpu_run() {
             assert_eq!(auto, promptist_provider::Cpu);
         }
     }
+}
+
+/// `promptist_engine_options.cpu_matmul`: PACKED (default) and ONNXRUNTIME give the same candidates
+/// (scores within 1e-5 relative: float rounding of the summation order); an unknown value is
+/// INVALID_OPTIONS; a caller built before the field existed (`struct_size` ending before it) gets
+/// the default and the bytes past its struct are never read.
+#[test]
+fn cpu_matmul_option() {
+    use promptist::capi::options::{promptist_engine_options, promptist_engine_options_init};
+    use promptist::capi::promptist_cpu_matmul;
+    let b = bundles();
+    let open_with = |f: &dyn Fn(&mut promptist_engine_options)| {
+        let mut o = std::mem::MaybeUninit::<promptist_engine_options>::uninit();
+        let s = unsafe { promptist_engine_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_engine_options>()) };
+        assert_eq!(s, promptist_status::Ok);
+        let mut o = unsafe { o.assume_init() };
+        assert_eq!(o.cpu_matmul, promptist_cpu_matmul::Packed as i32, "the default");
+        f(&mut o);
+        let (mut e, mut err) = (null_mut(), null_mut());
+        let s = unsafe { promptist_engine_open(cpath(&b.good).as_ptr(), &o, &mut e, &mut err) };
+        if s == promptist_status::Ok {
+            Ok(Engine(e))
+        } else {
+            Err(take(err))
+        }
+    };
+    let packed = open_with(&|_| {}).unwrap();
+    let ort = open_with(&|o| o.cpu_matmul = promptist_cpu_matmul::OnnxRuntime as i32).unwrap();
+    let old = open_with(&|o| {
+        o.struct_size = std::mem::offset_of!(promptist_engine_options, cpu_matmul);
+        o.cpu_matmul = 7; // past the caller's struct: must not be read
+    })
+    .unwrap();
+    let mut o = options();
+    small(&mut o);
+    for p in [&b"a cat sitting on a mat"[..], b"a castle on a hill at sunset", b"portrait of an old sailor"] {
+        let want = optimize(&ort, p, Some(&o)).unwrap();
+        for got in [optimize(&packed, p, Some(&o)).unwrap(), optimize(&old, p, Some(&o)).unwrap()] {
+            assert_eq!(got.len(), want.len());
+            for ((gt, gs), (wt, ws)) in got.iter().zip(&want) {
+                assert_eq!(gt, wt, "{got:?} vs {want:?}");
+                assert!((gs - ws).abs() <= 1e-5 * ws.abs().max(1.0), "{got:?} vs {want:?}");
+            }
+        }
+    }
+    let (code, msg) = open_with(&|o| o.cpu_matmul = 7).err().expect("an unknown cpu_matmul must fail");
+    assert_eq!(code, promptist_status::InvalidOptions);
+    assert!(msg.contains("cpu_matmul"), "{msg}");
 }

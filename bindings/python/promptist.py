@@ -29,6 +29,7 @@ STATUS_NAMES = [
     "INFERENCE", "TOKENIZER", "NOT_IN_BUNDLE", "CANCELLED", "IO", "MODEL_FORMAT", "INTERNAL",
 ]
 PROVIDERS = {"cpu": 0, "cuda": 1, "auto": 2}
+CPU_MATMUL = {"packed": 0, "onnxruntime": 1}
 STRATEGIES = {"greedy": 0, "beam": 1, "diverse_beam": 2, "sample": 3}
 EARLY_STOPPING = {"heuristic": 0, False: 0, "true": 1, True: 1, "never": 2}
 
@@ -41,6 +42,7 @@ class EngineOptions(Structure):
         ("device_id", c_int32),
         ("intra_op_threads", c_uint32),
         ("skip_checksums", c_int32),
+        ("cpu_matmul", c_int32),
     ]
 
 
@@ -182,7 +184,8 @@ class Engine:
     """An opened bundle. Thread-safe: one Engine may be shared by several threads."""
 
     def __init__(self, bundle: os.PathLike | str, provider: str = "cpu", ort_library_path: Optional[str] = None,
-                 device_id: int = 0, intra_op_threads: int = 0, skip_checksums: bool = False):
+                 device_id: int = 0, intra_op_threads: int = 0, skip_checksums: bool = False,
+                 cpu_matmul: str = "packed"):
         opts = EngineOptions()
         _raise(_engine_options_init(byref(opts), ctypes.sizeof(opts)), None)
         if provider not in PROVIDERS:
@@ -191,6 +194,9 @@ class Engine:
         opts.device_id = device_id
         opts.intra_op_threads = intra_op_threads
         opts.skip_checksums = int(bool(skip_checksums))
+        if cpu_matmul not in CPU_MATMUL:
+            raise ValueError(f"cpu_matmul must be one of {sorted(CPU_MATMUL)}")
+        opts.cpu_matmul = CPU_MATMUL[cpu_matmul]
         self._ort = os.fsencode(ort_library_path) if ort_library_path else None
         opts.ort_library_path = self._ort
         handle, err = _E(), _E()

@@ -55,6 +55,19 @@ def test_optimize_tiny_bundle(bundle):
         assert drawn.seed is not None
 
 
+def test_cpu_matmul_option(bundle):
+    """ONNX Runtime's Gemm and the packed kernel give the same candidates (scores to 1e-5 relative)."""
+    kw = dict(num_beams=4, num_return_sequences=3, max_new_tokens=10)
+    with promptist.Engine(bundle, cpu_matmul="onnxruntime") as ort, promptist.Engine(bundle) as packed:
+        for p in ["a cat sitting on a mat", "a castle on a hill at sunset"]:
+            a, b = ort.optimize(p, **kw), packed.optimize(p, **kw)
+            assert [c.text for c in a.candidates] == [c.text for c in b.candidates]
+            for x, y in zip(a.candidates, b.candidates):
+                assert abs(x.score - y.score) <= 1e-5 * max(1.0, abs(x.score))
+    with pytest.raises(ValueError):
+        promptist.Engine(bundle, cpu_matmul="fast")
+
+
 def test_progress_and_cancel(bundle):
     with promptist.Engine(bundle) as engine:
         steps = []

@@ -23,4 +23,4 @@ pub use error::promptist_error;
 pub use options::{promptist_engine_options, promptist_optimize_options, promptist_progress_fn};
 pub use result::promptist_optimize_result;
 pub use score::{promptist_score_options, promptist_score_result};
-pub use status::{promptist_early_stopping, promptist_provider, promptist_stage, promptist_status, promptist_strategy};
+pub use status::{promptist_cpu_matmul, promptist_early_stopping, promptist_provider, promptist_stage, promptist_status, promptist_strategy};

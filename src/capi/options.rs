@@ -8,7 +8,7 @@ use std::mem::size_of;
 use std::path::PathBuf;
 
 use crate::capi::cstr::opt_str_arg;
-use crate::capi::status::{promptist_early_stopping as ES, promptist_provider as PV, promptist_strategy as ST};
+use crate::capi::status::{promptist_cpu_matmul, promptist_early_stopping as ES, promptist_provider as PV, promptist_strategy as ST};
 use crate::engine::{DecodingParams, EngineOptions, OptimizeOptions, StrategyKind};
 use crate::error::{Error, Result};
 use crate::policy::config::EarlyStopping;
@@ -33,6 +33,10 @@ pub struct promptist_engine_options {
     /// Non-zero skips the sha256 check of bundle files at open (the manifest and file presence are
     /// still checked). Default 0.
     pub skip_checksums: i32,
+    /// A `promptist_cpu_matmul` value: how the policy's matrix products run on the CPU. Default
+    /// PACKED. (Added after the first version: a caller whose `struct_size` ends before it gets
+    /// the default.)
+    pub cpu_matmul: i32,
 }
 
 /// Options of `promptist_optimize`. Fill with `promptist_optimize_options_init` first (defaults
@@ -95,7 +99,7 @@ pub(crate) struct Callbacks {
 
 /// The size of the first published version of each struct: smaller `struct_size` values are
 /// rejected, larger ones are accepted and only the known fields are read.
-pub(crate) const ENGINE_OPTIONS_V1_SIZE: usize = size_of::<promptist_engine_options>();
+pub(crate) const ENGINE_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(promptist_engine_options, cpu_matmul);
 pub(crate) const OPTIMIZE_OPTIONS_V1_SIZE: usize = size_of::<promptist_optimize_options>();
 
 impl Default for promptist_engine_options {
@@ -107,6 +111,7 @@ impl Default for promptist_engine_options {
             device_id: 0,
             intra_op_threads: 0,
             skip_checksums: 0,
+            cpu_matmul: promptist_cpu_matmul::Packed as i32,
         }
     }
 }
@@ -233,6 +238,15 @@ fn provider_choice(v: i32) -> Result<ProviderChoice> {
     }
 }
 
+/// True for the packed kernel.
+fn cpu_matmul(v: i32) -> Result<bool> {
+    match v {
+        x if x == promptist_cpu_matmul::Packed as i32 => Ok(true),
+        x if x == promptist_cpu_matmul::OnnxRuntime as i32 => Ok(false),
+        _ => Err(Error::InvalidOptions(format!("unknown cpu_matmul {v} (0 = PACKED, 1 = ONNXRUNTIME)"))),
+    }
+}
+
 fn early_stopping(v: i32) -> Result<EarlyStopping> {
     match v {
         x if x == ES::Heuristic as i32 => Ok(EarlyStopping::Heuristic),
@@ -261,6 +275,7 @@ pub(crate) unsafe fn engine_options(p: *const promptist_engine_options) -> Resul
         device_id: c.device_id,
         intra_op_threads: c.intra_op_threads as usize,
         skip_checksums: c.skip_checksums != 0,
+        packed_matmul: cpu_matmul(c.cpu_matmul)?,
         ..EngineOptions::default()
     })
 }

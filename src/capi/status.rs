@@ -109,6 +109,18 @@ pub enum promptist_provider {
     Auto = 2,
 }
 
+/// How the policy's constant-weight matrix products run on the CPU
+/// (`promptist_engine_options.cpu_matmul`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum promptist_cpu_matmul {
+    /// promptist's packed kernel on CPUs with AVX-512F (faster decoding; results equal to float
+    /// rounding), ONNX Runtime's Gemm elsewhere. The default.
+    Packed = 0,
+    /// Always ONNX Runtime's own Gemm.
+    OnnxRuntime = 1,
+}
+
 impl From<ProviderKind> for promptist_provider {
     fn from(k: ProviderKind) -> Self {
         match k {
