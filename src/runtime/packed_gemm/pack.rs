@@ -52,14 +52,25 @@ impl PackedMatrix {
         for blk in 0..blocks {
             let c0 = blk * BLOCK;
             let width = BLOCK.min(n - c0);
-            for kk in 0..k {
-                let base = (blk * k + kk) * 2;
-                for j in 0..width {
-                    let v = match layout {
-                        SourceLayout::KByN => w[kk * n + c0 + j],
-                        SourceLayout::NByK => w[(c0 + j) * k + kk],
-                    };
-                    data[base + j / 16].0[j % 16] = v;
+            let (lo, hi) = (width.min(16), width.saturating_sub(16));
+            let block = &mut data[blk * k * 2..(blk + 1) * k * 2];
+            match layout {
+                // Row kk's 32 columns are contiguous in the source.
+                SourceLayout::KByN => {
+                    for (kk, pair) in block.chunks_exact_mut(2).enumerate() {
+                        let row = &w[kk * n + c0..kk * n + c0 + width];
+                        pair[0].0[..lo].copy_from_slice(&row[..lo]);
+                        pair[1].0[..hi].copy_from_slice(&row[lo..]);
+                    }
+                }
+                // Column c0 + j is the contiguous source row c0 + j.
+                SourceLayout::NByK => {
+                    for j in 0..width {
+                        let col = &w[(c0 + j) * k..(c0 + j + 1) * k];
+                        for (pair, &v) in block.chunks_exact_mut(2).zip(col) {
+                            pair[j / 16].0[j % 16] = v;
+                        }
+                    }
                 }
             }
         }
