@@ -3,10 +3,12 @@
 //! steps give the same logits as one full pass (max abs <= 1e-5, fp32), with left padding.
 //! fp16 runs too and stays within 5e-3 * (1 + max |logit|) of fp32. Needs ORT_DYLIB_PATH.
 
+mod common;
+
 use std::path::Path;
 
 use half::f16;
-use ort::session::{Session, SessionInputValue};
+use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use promptist::export::gpt2::{self, Gpt2ExportOptions};
 use promptist::export::onnx::{save_model, DType, SaveOptions};
@@ -49,35 +51,8 @@ fn io_names(n_layer: usize) -> IoNames {
 }
 
 /// One graph call; returns logits [B, S, V] (flattened) and the presents.
-fn step(
-    s: &mut Session,
-    ids: &[i64],
-    mask: &[i64],
-    pos: &[i64],
-    b: usize,
-    past: Vec<DynValue>,
-) -> (Vec<f32>, Vec<DynValue>) {
-    let n_layer = cfg().n_layer;
-    let seq = ids.len() / b;
-    let t = mask.len() / b;
-    let mut feed: Vec<(String, SessionInputValue)> = vec![
-        (gpt2::INPUT_IDS.into(), Tensor::from_array(([b, seq], ids.to_vec())).unwrap().into()),
-        (gpt2::ATTENTION_MASK.into(), Tensor::from_array(([b, t], mask.to_vec())).unwrap().into()),
-        (gpt2::POSITION_IDS.into(), Tensor::from_array(([b, seq], pos.to_vec())).unwrap().into()),
-    ];
-    for (i, kv) in past.into_iter().enumerate() {
-        let name = if i % 2 == 0 { gpt2::past_key_name(i / 2) } else { gpt2::past_value_name(i / 2) };
-        feed.push((name, kv.into()));
-    }
-    let mut out = s.run(feed).unwrap();
-    let (_, logits) = out[gpt2::LOGITS].try_extract_tensor::<f32>().unwrap();
-    let logits = logits.to_vec();
-    let mut presents = Vec::new();
-    for i in 0..n_layer {
-        presents.push(out.remove(gpt2::present_key_name(i)).unwrap());
-        presents.push(out.remove(gpt2::present_value_name(i)).unwrap());
-    }
-    (logits, presents)
+fn step(s: &mut Session, ids: &[i64], mask: &[i64], pos: &[i64], b: usize, past: Vec<DynValue>) -> (Vec<f32>, Vec<DynValue>) {
+    common::gpt2_step(s, cfg().n_layer, ids, mask, pos, b, past)
 }
 
 fn empty_past(b: usize, dtype: DType) -> Vec<DynValue> {

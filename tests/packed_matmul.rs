@@ -5,12 +5,15 @@
 //! with a 3-D input, `Gemm` with and without bias or `transB`, a `Gemm` with alpha != 1 that must
 //! stay ONNX Runtime's). Needs ORT_DYLIB_PATH and an AVX-512F CPU (else the tests say they skipped).
 
+mod common;
+
 use std::path::Path;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
-use promptist::export::gpt2::{self, Gpt2ExportOptions};
+use promptist::export::gpt2::Gpt2ExportOptions;
 use promptist::export::onnx::{attr, save_model, DType, GraphBuilder, SaveOptions, TensorData};
+use promptist::export::nn::{RandomWeights, WeightSource};
 use promptist::export::{build_gpt2, random_gpt2_weights, Gpt2Config, LmHead};
 use promptist::runtime::packed_gemm;
 use promptist::runtime::{Runtime, SessionOptions};
@@ -25,16 +28,9 @@ fn sessions(rt: &Runtime, path: &Path) -> (Session, Session) {
     (rt.session(path, &opts(true), None).unwrap().0, rt.session(path, &opts(false), None).unwrap().0)
 }
 
+/// Seeded uniform values (the exporter's random-weight generator), scaled to about [-1.7, 1.7].
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    RandomWeights::new(seed).fetch("values", &[n]).unwrap().iter().map(|v| v * 50.0).collect()
 }
 
 /// Max over elements of |a - b| / (1 + max |b|).
@@ -50,29 +46,6 @@ fn skip() -> bool {
         return true;
     }
     false
-}
-
-type Run = (Vec<f32>, Vec<DynValue>);
-
-fn gpt2_step(s: &mut Session, n_layer: usize, ids: &[i64], mask: &[i64], pos: &[i64], b: usize, past: Vec<DynValue>) -> Run {
-    let (seq, t) = (ids.len() / b, mask.len() / b);
-    let mut feed: Vec<(String, SessionInputValue)> = vec![
-        (gpt2::INPUT_IDS.into(), Tensor::from_array(([b, seq], ids.to_vec())).unwrap().into()),
-        (gpt2::ATTENTION_MASK.into(), Tensor::from_array(([b, t], mask.to_vec())).unwrap().into()),
-        (gpt2::POSITION_IDS.into(), Tensor::from_array(([b, seq], pos.to_vec())).unwrap().into()),
-    ];
-    for (i, kv) in past.into_iter().enumerate() {
-        let name = if i % 2 == 0 { gpt2::past_key_name(i / 2) } else { gpt2::past_value_name(i / 2) };
-        feed.push((name, kv.into()));
-    }
-    let mut out = s.run(feed).unwrap();
-    let logits = out[gpt2::LOGITS].try_extract_tensor::<f32>().unwrap().1.to_vec();
-    let mut presents = Vec::new();
-    for i in 0..n_layer {
-        presents.push(out.remove(gpt2::present_key_name(i)).unwrap());
-        presents.push(out.remove(gpt2::present_value_name(i)).unwrap());
-    }
-    (logits, presents)
 }
 
 fn floats(v: &DynValue) -> Vec<f32> {
@@ -108,8 +81,8 @@ fn gpt2_graph_packed_equals_onnx_runtime() {
     let ids: Vec<i64> = (0..18).map(|i| (i * 37 % 300) as i64).collect();
     let mask: Vec<i64> = (0..18).map(|i| if i % 6 >= [0, 2, 4][i / 6] { 1 } else { 0 }).collect();
     let pos: Vec<i64> = (0..18).map(|i| ((i % 6) as i64 - [0, 2, 4][i / 6] as i64).max(0)).collect();
-    let (l1, p1) = gpt2_step(&mut packed, n_layer, &ids, &mask, &pos, b, empty(b));
-    let (l2, p2) = gpt2_step(&mut plain, n_layer, &ids, &mask, &pos, b, empty(b));
+    let (l1, p1) = common::gpt2_step(&mut packed, n_layer, &ids, &mask, &pos, b, empty(b));
+    let (l2, p2) = common::gpt2_step(&mut plain, n_layer, &ids, &mask, &pos, b, empty(b));
     let e = rel_err(&l1, &l2);
     eprintln!("prefill logits: {} values, max abs diff / (1 + max |logit|) = {e:.2e}", l1.len());
     assert!(e <= 1e-5, "prefill logits differ: {e}");
@@ -120,8 +93,8 @@ fn gpt2_graph_packed_equals_onnx_runtime() {
     let ids2 = vec![7i64, 8, 9];
     let mask2: Vec<i64> = (0..21).map(|i| if i % 7 >= [0, 2, 4][i / 7] { 1 } else { 0 }).collect();
     let pos2 = vec![6i64, 4, 2];
-    let (l1, _) = gpt2_step(&mut packed, n_layer, &ids2, &mask2, &pos2, b, p1);
-    let (l2, _) = gpt2_step(&mut plain, n_layer, &ids2, &mask2, &pos2, b, p2);
+    let (l1, _) = common::gpt2_step(&mut packed, n_layer, &ids2, &mask2, &pos2, b, p1);
+    let (l2, _) = common::gpt2_step(&mut plain, n_layer, &ids2, &mask2, &pos2, b, p2);
     let e = rel_err(&l1, &l2);
     eprintln!("cached step logits: {} values, max abs diff / (1 + max |logit|) = {e:.2e}", l1.len());
     assert!(e <= 1e-5, "cached-step logits differ: {e}");
@@ -192,7 +165,7 @@ fn gpt2_117m_shapes_packed_equal_onnx_runtime() {
         let x = g.input(&format!("x{i}"), DType::F32, &["rows".into(), (k as i64).into()]);
         let dims = if trans_b == 1 { [n, k] } else { [k, n] };
         // GPT-2's init scale (std 0.02) keeps |y| realistic.
-        let w: Vec<f32> = values(k * n, 100 + i as u64).into_iter().map(|v| v * 0.035).collect();
+        let w: Vec<f32> = values(k * n, 100 + i as u64).into_iter().map(|v| v * 0.02).collect();
         let wn = g.initializer(&format!("w{i}"), TensorData::f32(&dims, w));
         let y = if trans_b == 1 {
             g.op("Gemm", &[&x, &wn], vec![attr("transB", 1i64)])
@@ -213,7 +186,7 @@ fn gpt2_117m_shapes_packed_equal_onnx_runtime() {
                 .enumerate()
                 .map(|(i, (x, _, k))| {
                     // Layer-normed activations are O(1).
-                    let v = values(rows * k, 300 + i as u64).into_iter().map(|v| v * 1.7).collect::<Vec<_>>();
+                    let v = values(rows * k, 300 + i as u64);
                     (x.clone(), Tensor::from_array(([rows, *k], v)).unwrap().into())
                 })
                 .collect()

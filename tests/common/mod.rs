@@ -103,3 +103,38 @@ pub fn ort_ready() {
     let p = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH must name the ONNX Runtime library (libonnxruntime.so.1.31.1)");
     assert!(Path::new(&p).is_file(), "ORT_DYLIB_PATH={p} is not a file");
 }
+
+/// One call of an exported GPT-2 graph (optimum's I/O names) on batch `b`: `ids`/`pos` are
+/// [b, seq], `mask` is [b, past + seq], `past` holds 2 * n_layer key/value tensors. Returns the
+/// logits [b, seq, vocab] flattened and the presents in the same order as `past`.
+pub fn gpt2_step(
+    s: &mut ort::session::Session,
+    n_layer: usize,
+    ids: &[i64],
+    mask: &[i64],
+    pos: &[i64],
+    b: usize,
+    past: Vec<ort::value::DynValue>,
+) -> (Vec<f32>, Vec<ort::value::DynValue>) {
+    use ort::session::SessionInputValue;
+    use ort::value::Tensor;
+    use promptist::export::gpt2;
+    let (seq, t) = (ids.len() / b, mask.len() / b);
+    let mut feed: Vec<(String, SessionInputValue)> = vec![
+        (gpt2::INPUT_IDS.into(), Tensor::from_array(([b, seq], ids.to_vec())).unwrap().into()),
+        (gpt2::ATTENTION_MASK.into(), Tensor::from_array(([b, t], mask.to_vec())).unwrap().into()),
+        (gpt2::POSITION_IDS.into(), Tensor::from_array(([b, seq], pos.to_vec())).unwrap().into()),
+    ];
+    for (i, kv) in past.into_iter().enumerate() {
+        let name = if i % 2 == 0 { gpt2::past_key_name(i / 2) } else { gpt2::past_value_name(i / 2) };
+        feed.push((name, kv.into()));
+    }
+    let mut out = s.run(feed).unwrap();
+    let logits = out[gpt2::LOGITS].try_extract_tensor::<f32>().unwrap().1.to_vec();
+    let mut presents = Vec::new();
+    for i in 0..n_layer {
+        presents.push(out.remove(gpt2::present_key_name(i)).unwrap());
+        presents.push(out.remove(gpt2::present_value_name(i)).unwrap());
+    }
+    (logits, presents)
+}

@@ -182,17 +182,10 @@ mod tests {
     use super::super::pack::{PackedMatrix, SourceLayout};
     use super::*;
 
-    /// A small deterministic generator (xorshift) in [-1, 1).
+    /// Seeded uniform values (the exporter's random-weight generator), scaled to about [-1.7, 1.7].
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        use crate::export::nn::{RandomWeights, WeightSource};
+        RandomWeights::new(seed).fetch("values", &[n]).unwrap().iter().map(|v| v * 50.0).collect()
     }
 
     /// Every element of the kernel's `x · W + b` against an f64 reference, for row counts around the
