@@ -6,6 +6,7 @@
 //! Same weights, same math; only the summation order of the dot products may differ (float noise).
 
 mod kernel;
+mod lanes;
 mod operator;
 mod pack;
 mod rewrite;

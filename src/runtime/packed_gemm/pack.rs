@@ -2,6 +2,7 @@
 //! `[N/32][K][32]` floats, so one panel pair is one sequential stream (the shape of the problem, a
 //! few rows times a large constant matrix, is GEMV-like and bound by reading the weights once).
 
+use super::lanes::Lanes;
 use crate::{Error, Result};
 
 /// Columns in one packed block (two AVX-512 registers of f32).
@@ -17,7 +18,7 @@ pub(crate) struct Lane16(pub [f32; 16]);
 pub struct PackedMatrix {
     k: usize,
     n: usize,
-    data: Vec<Lane16>,
+    data: Lanes,
     bias: Option<Vec<Lane16>>,
 }
 
@@ -48,7 +49,7 @@ impl PackedMatrix {
             }
         }
         let blocks = n.div_ceil(BLOCK);
-        let mut data = vec![Lane16([0.0; 16]); blocks * k * 2];
+        let mut data = Lanes::zeroed(blocks * k * 2)?;
         for blk in 0..blocks {
             let c0 = blk * BLOCK;
             let width = BLOCK.min(n - c0);
