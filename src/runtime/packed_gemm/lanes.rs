@@ -1,9 +1,10 @@
-//! Zeroed storage of 64-byte lanes for packed weights. Buffers of 2 MiB and more are 2 MiB aligned
-//! and, on Linux, advised for transparent huge pages (`madvise(MADV_HUGEPAGE)`, honoured where THP
-//! is in `madvise` or `always` mode) before first touch: every decoding step streams all weights
-//! once, and huge pages take most page walks out of that stream.
+//! Zeroed storage of 64-byte lanes for packed weights. On Linux, buffers of 2 MiB and more are
+//! fresh anonymous mappings (already zero: no fill pass) advised for transparent huge pages
+//! (`madvise(MADV_HUGEPAGE)`, honoured where THP is in `madvise` or `always` mode) before first
+//! touch: every decoding step streams all weights once, and huge pages take most page walks out of
+//! that stream. Smaller buffers, and other systems, use the heap.
 
-use std::alloc::{alloc, dealloc, Layout};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
@@ -12,13 +13,20 @@ use crate::{Error, Result};
 
 const HUGE: usize = 2 << 20;
 
+enum Backing {
+    Empty,
+    Heap(Layout),
+    #[cfg(target_os = "linux")]
+    Mapped(usize),
+}
+
 pub(crate) struct Lanes {
     ptr: NonNull<Lane16>,
     len: usize,
-    layout: Layout,
+    backing: Backing,
 }
 
-// SAFETY: `Lanes` owns its allocation like a `Vec<Lane16>`.
+// SAFETY: `Lanes` owns its memory like a `Vec<Lane16>`.
 unsafe impl Send for Lanes {}
 unsafe impl Sync for Lanes {}
 
@@ -27,26 +35,37 @@ impl Lanes {
     pub(crate) fn zeroed(len: usize) -> Result<Lanes> {
         let bytes = len.checked_mul(size_of::<Lane16>()).ok_or_else(|| Error::ModelFormat("packed weights too large".into()))?;
         if bytes == 0 {
-            return Ok(Lanes { ptr: NonNull::dangling(), len: 0, layout: Layout::new::<Lane16>() });
+            return Ok(Lanes { ptr: NonNull::dangling(), len: 0, backing: Backing::Empty });
         }
-        let huge = bytes >= HUGE;
-        // Not rounded up: the tail past the last whole 2 MiB stays in small pages.
-        let size = bytes;
-        let align = if huge { HUGE } else { align_of::<Lane16>() };
-        let layout = Layout::from_size_align(size, align).map_err(|e| Error::ModelFormat(format!("packed weights: {e}")))?;
-        // SAFETY: `layout` has a non-zero size.
-        let raw = unsafe { alloc(layout) };
-        let ptr = NonNull::new(raw.cast::<Lane16>())
-            .ok_or_else(|| Error::Inference(format!("out of memory allocating {size} bytes of packed weights")))?;
         #[cfg(target_os = "linux")]
-        if huge {
-            // SAFETY: the range is our own fresh allocation; the advice is a hint (errors ignored).
-            unsafe { libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE) };
+        if bytes >= HUGE {
+            if let Some(ptr) = map_huge(bytes) {
+                return Ok(Lanes { ptr, len, backing: Backing::Mapped(bytes) });
+            }
         }
-        // SAFETY: `size` writable bytes at `raw`; all-zero bytes are a valid `Lane16`.
-        unsafe { std::ptr::write_bytes(raw, 0, size) };
-        Ok(Lanes { ptr, len, layout })
+        let layout = Layout::from_size_align(bytes, align_of::<Lane16>()).map_err(|e| Error::ModelFormat(format!("packed weights: {e}")))?;
+        // SAFETY: `layout` has a non-zero size; all-zero bytes are a valid `Lane16`.
+        let raw = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw.cast::<Lane16>())
+            .ok_or_else(|| Error::Inference(format!("out of memory allocating {bytes} bytes of packed weights")))?;
+        Ok(Lanes { ptr, len, backing: Backing::Heap(layout) })
     }
+}
+
+/// A fresh private anonymous mapping of `bytes` (zero-filled by the kernel, page aligned, so
+/// 64-byte aligned), advised for huge pages; `None` if the mapping fails.
+#[cfg(target_os = "linux")]
+fn map_huge(bytes: usize) -> Option<NonNull<Lane16>> {
+    // SAFETY: a new anonymous mapping touches no existing memory.
+    let raw = unsafe {
+        libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    if raw == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: the range is the mapping just made; the advice is a hint (an error changes nothing).
+    unsafe { libc::madvise(raw, bytes, libc::MADV_HUGEPAGE) };
+    NonNull::new(raw.cast::<Lane16>())
 }
 
 impl Deref for Lanes {
@@ -66,9 +85,15 @@ impl DerefMut for Lanes {
 
 impl Drop for Lanes {
     fn drop(&mut self) {
-        if self.len > 0 {
+        match self.backing {
+            Backing::Empty => {}
             // SAFETY: allocated in `zeroed` with this layout.
-            unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) };
+            Backing::Heap(layout) => unsafe { dealloc(self.ptr.as_ptr().cast(), layout) },
+            // SAFETY: mapped in `map_huge` with this length.
+            #[cfg(target_os = "linux")]
+            Backing::Mapped(bytes) => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), bytes);
+            },
         }
     }
 }
