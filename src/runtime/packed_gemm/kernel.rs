@@ -24,10 +24,11 @@ pub fn available() -> bool {
 }
 
 /// Runs `f(i)` for every `i < total`, possibly in parallel (ONNX Runtime's intra-op pool in a
-/// session; a plain loop in tests).
+/// session; a plain loop or scoped threads in tests).
 pub type ParallelFor<'a> = &'a dyn Fn(usize, &(dyn Fn(usize) + Sync + Send)) -> Result<()>;
 
-/// A sequential [`ParallelFor`].
+/// A sequential [`ParallelFor`] (the tests' runner).
+#[cfg(test)]
 pub fn sequential(total: usize, f: &(dyn Fn(usize) + Sync + Send)) -> Result<()> {
     (0..total).for_each(f);
     Ok(())

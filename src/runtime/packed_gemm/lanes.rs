@@ -14,7 +14,6 @@ use crate::{Error, Result};
 const HUGE: usize = 2 << 20;
 
 enum Backing {
-    Empty,
     Heap(Layout),
     #[cfg(target_os = "linux")]
     Mapped(usize),
@@ -31,11 +30,11 @@ unsafe impl Send for Lanes {}
 unsafe impl Sync for Lanes {}
 
 impl Lanes {
-    /// `len` zeroed lanes.
+    /// `len` (> 0) zeroed lanes.
     pub(crate) fn zeroed(len: usize) -> Result<Lanes> {
         let bytes = len.checked_mul(size_of::<Lane16>()).ok_or_else(|| Error::ModelFormat("packed weights too large".into()))?;
         if bytes == 0 {
-            return Ok(Lanes { ptr: NonNull::dangling(), len: 0, backing: Backing::Empty });
+            return Err(Error::Internal("packed weights of zero size".into()));
         }
         #[cfg(target_os = "linux")]
         if bytes >= HUGE {
@@ -71,7 +70,7 @@ fn map_huge(bytes: usize) -> Option<NonNull<Lane16>> {
 impl Deref for Lanes {
     type Target = [Lane16];
     fn deref(&self) -> &[Lane16] {
-        // SAFETY: `len` initialised lanes at `ptr` (dangling and 0 for an empty buffer).
+        // SAFETY: `len` initialised lanes at `ptr`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -86,7 +85,6 @@ impl DerefMut for Lanes {
 impl Drop for Lanes {
     fn drop(&mut self) {
         match self.backing {
-            Backing::Empty => {}
             // SAFETY: allocated in `zeroed` with this layout.
             Backing::Heap(layout) => unsafe { dealloc(self.ptr.as_ptr().cast(), layout) },
             // SAFETY: mapped in `map_huge` with this length.

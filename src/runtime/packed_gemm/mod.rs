@@ -2,7 +2,8 @@
 //! 36 GB/s on the project's 2-core AVX-512 machine when a step has a few rows (8 beams), while the
 //! memory delivers about 50. For the policy on CPU the session can run a rewritten graph whose
 //! constant-weight `MatMul`/`Gemm` nodes are a custom operator over packed weights (see `pack.rs`,
-//! `kernel.rs`, `operator.rs`, `rewrite.rs`); everything else stays ONNX Runtime's own kernels.
+//! `lanes.rs`, `kernel.rs`, `operator.rs`, `rewrite.rs`); everything else stays ONNX Runtime's own
+//! kernels.
 //! Same weights, same math; only the summation order of the dot products may differ (float noise).
 
 mod kernel;
@@ -16,9 +17,7 @@ use std::path::Path;
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 
-pub use kernel::{available, matmul, sequential, ParallelFor};
-pub use operator::{DOMAIN, OP};
-pub use pack::{PackedMatrix, SourceLayout};
+pub use kernel::available;
 pub use rewrite::Rewritten;
 
 use crate::{Error, Result};
@@ -33,11 +32,6 @@ pub fn prepare(model: &Path) -> Result<Option<Rewritten>> {
 }
 
 impl Rewritten {
-    /// Bytes held by the packed weights.
-    pub fn packed_bytes(&self) -> usize {
-        self.weights.values().map(|w| w.bytes()).sum()
-    }
-
     /// Number of nodes that run on the packed kernel.
     pub fn nodes(&self) -> usize {
         self.weights.len()

@@ -94,10 +94,6 @@ impl PackedMatrix {
     pub fn blocks(&self) -> usize {
         self.n.div_ceil(BLOCK)
     }
-    /// Bytes held by the packed weights and bias.
-    pub fn bytes(&self) -> usize {
-        (self.data.len() + self.bias.as_ref().map_or(0, Vec::len)) * std::mem::size_of::<Lane16>()
-    }
     /// The `k * 32` floats of block `blk` (k-major, 32 columns per k).
     pub(crate) fn block(&self, blk: usize) -> &[Lane16] {
         &self.data[blk * self.k * 2..(blk + 1) * self.k * 2]

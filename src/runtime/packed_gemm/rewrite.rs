@@ -20,8 +20,8 @@ use crate::{Error, Result};
 
 /// A rewritten model: the serialized graph and the packed weights its nodes name.
 pub struct Rewritten {
-    pub model_bytes: Vec<u8>,
-    pub weights: HashMap<String, Arc<PackedMatrix>>,
+    pub(super) model_bytes: Vec<u8>,
+    pub(super) weights: HashMap<String, Arc<PackedMatrix>>,
 }
 
 /// Rewrite the model at `path`; `None` when it has no node to replace (or has subgraphs, which the
@@ -175,8 +175,14 @@ impl<'a> ExternalReader<'a> {
         if !is_external(t) && t.raw_data.is_empty() {
             return Ok(t.float_data.clone());
         }
-        let raw = if is_external(t) { self.bytes(t)? } else { t.raw_data.clone() };
-        if raw.len() % 4 != 0 {
+        let external;
+        let raw: &[u8] = if is_external(t) {
+            external = self.bytes(t)?;
+            &external
+        } else {
+            &t.raw_data
+        };
+        if !raw.len().is_multiple_of(4) {
             return Err(Error::ModelFormat(format!("initializer {} has {} bytes, not whole floats", t.name, raw.len())));
         }
         Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
