@@ -65,28 +65,17 @@ unsafe fn check(status: promptist_status, err: *mut promptist_error) -> Result<(
 fn run(prompt: &str) -> Result<(), String> {
     let bundle = demo_bundle()?;
     let best = optimize(&bundle, prompt)?;
-    match score_bundle(&bundle) {
-        Ok(scoring) => score(&scoring, prompt, &best),
-        Err(why) => {
-            println!("score:    skipped ({why})");
-            Ok(())
-        }
-    }
+    let scoring = score_bundle(&bundle)?;
+    score(&scoring, prompt, &best)
 }
 
 /// A copy of the demo bundle plus tiny random SD / CLIP components and the real aesthetic head
-/// (from the project's shared data folder), made once under target/.
+/// (embedded in the library), made once under target/.
 fn score_bundle(policy_bundle: &Path) -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = root.join("target/promptist-demo/bundle-with-score");
     if out.join(promptist::bundle::MANIFEST_FILE).is_file() {
         return Ok(out);
-    }
-    let shared = std::env::var_os("PROMPTIST_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("../shared"));
-    let aesthetic = shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
-    let clip_bpe = shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz");
-    if !aesthetic.is_file() || !clip_bpe.is_file() {
-        return Err(format!("the aesthetic head / CLIP merges were not found under {} (set PROMPTIST_SHARED_DIR)", shared.display()));
     }
     eprintln!("making {} (once): the demo policy + tiny RANDOM SD/CLIP + the real aesthetic head", out.display());
     let tmp = out.with_extension("part");
@@ -96,8 +85,8 @@ fn score_bundle(policy_bundle: &Path) -> Result<PathBuf, String> {
     let src = ScoreSources {
         sd: SdSource::Random { seed: 0, preset: "tiny".into() },
         clip: ClipSource::Random { seed: 1, preset: "tiny".into() },
-        aesthetic,
-        clip_bpe,
+        aesthetic: None,
+        clip_bpe: None,
         export: Default::default(),
         random_init: Default::default(),
     };

@@ -357,7 +357,7 @@ promptist_status promptist_engine_open(const char *bundle_path,
 // `engine` is NULL or a live engine from `promptist_engine_open`, not used afterwards.
 void promptist_engine_free(promptist_engine *engine);
 
-// Rewrite `prompt` (UTF-8, NUL-terminated) with the engine's policy, per SPEC: the input is
+// Rewrite `prompt` (UTF-8, NUL-terminated) with the engine's policy, per docs/method.md §1-2: the input is
 // `prompt.strip() + " Rephrase:"`, the output the generated tokens decoded and stripped.
 //
 // `options` may be NULL (defaults: beam 8, length_penalty -1.0, 75 new tokens). On success
@@ -573,7 +573,7 @@ size_t promptist_score_result_images_per_prompt(const promptist_score_result *re
 // `result` is NULL or a live result.
 const char *promptist_score_result_prompt(const promptist_score_result *result, size_t index);
 
-// The Promptist reward of candidate `index` (SPEC section 3); NaN when out of range.
+// The Promptist reward of candidate `index` (docs/method.md §3); NaN when out of range.
 //
 // # Safety
 // `result` is NULL or a live result.

@@ -1,5 +1,5 @@
 //! Engine: owns a loaded bundle and its sessions; the Rust API that the C ABI wraps.
-//! Input checks (empty / too-long prompt, decoding options) follow SPEC section 2 and
+//! Input checks (empty / too-long prompt, decoding options) follow docs/method.md §2 and
 //! transformers' `generate()` argument rules; see `engine/validate.rs`.
 
 mod baseline_cache;
@@ -153,7 +153,7 @@ impl Engine {
         Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider, score })
     }
 
-    /// Rewrite `prompt` with the policy (SPEC sections 1-2): the input is
+    /// Rewrite `prompt` with the policy (docs/method.md §1-2): the input is
     /// `prompt.trim() + " Rephrase:"` without BOS; each candidate is its generated tokens (EOS
     /// excluded) decoded without special tokens and trimmed. Candidates come best first.
     pub fn optimize(&self, prompt: &str, options: &OptimizeOptions) -> Result<OptimizeResult> {

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use promptist::text::gpt2::Gpt2Tokenizer;
 
-use common::{python, script, shared_path};
+use common::{python, script, data_path};
 
 #[derive(serde::Deserialize)]
 struct Record {
@@ -79,8 +79,7 @@ fn gpt2_ids_match_transformers() {
     }
 }
 
-/// The real GPT-2 vocabulary (encoder.json, vocab.bpe): `PROMPTIST_GPT2_DIR`, else
-/// `data/gpt2` of the shared folder.
+/// The real GPT-2 vocabulary (encoder.json, vocab.bpe) shipped in `src/data/gpt2`.
 fn gpt2_dir() -> PathBuf {
-    shared_path("PROMPTIST_GPT2_DIR", "data/gpt2")
+    data_path("gpt2")
 }

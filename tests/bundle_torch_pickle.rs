@@ -13,10 +13,10 @@ use std::process::Command;
 use promptist::weights::torch_pickle::{load, DType, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-use common::{python, shared_path};
+use common::{python, data_path};
 
 fn aesthetic_head() -> PathBuf {
-    shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+    data_path("aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 }
 
 /// Writes each checkpoint X.pt plus X.expected.safetensors (torch.load's tensors, flattened with

@@ -186,7 +186,7 @@ fn check_one(
 
 #[test]
 fn dpm_solver_sd14_20_steps_matches_diffusers() {
-    // Timesteps are SPEC section 3's linspace(0, 999, 21).round() reversed, first 20.
+    // Timesteps are docs/method.md §3's linspace(0, 999, 21).round() reversed, first 20.
     let py = &reference()
         .iter()
         .find(|(c, _)| c.0 == "sd14-schedule")

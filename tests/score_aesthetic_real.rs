@@ -1,4 +1,4 @@
-//! The aesthetic head with the real LAION weights (shared/data/aesthetic, read from the .pth with
+//! The aesthetic head with the real LAION weights (src/data/aesthetic, read from the .pth with
 //! weights::torch_pickle and from a safetensors copy) against torch on random
 //! unit vectors: unfolded and folded evaluations both within 1e-5 of torch's f32 output, and
 //! within 1e-9 of each other.
@@ -8,10 +8,10 @@ mod common;
 use std::path::PathBuf;
 
 use promptist::reward::aesthetic::AestheticHead;
-use common::{f32s, run_json, shared_path};
+use common::{f32s, run_json, data_path};
 
 fn pth() -> PathBuf {
-    shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+    data_path("aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 }
 
 #[test]

@@ -9,10 +9,10 @@ mod common;
 use std::path::PathBuf;
 
 use promptist::text::clip::ClipTokenizer;
-use common::{run_json, shared_path};
+use common::{run_json, data_path};
 
 fn bpe() -> PathBuf {
-    shared_path("PROMPTIST_CLIP_BPE", "data/clip/bpe_simple_vocab_16e6.txt.gz")
+    data_path("clip/bpe_simple_vocab_16e6.txt.gz")
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {

@@ -2,7 +2,7 @@
 //! images for a seed, the cached x-baseline, batched candidates agreeing with single ones,
 //! best-of-n ranking, bad input codes, NOT_IN_BUNDLE without score components (optimize still
 //! works), a graph with wrong tensor names failing at load naming file and tensor, and cancel.
-//! Needs ORT_DYLIB_PATH and ../shared/data (fails with a clear message without them).
+//! Needs ORT_DYLIB_PATH (fails with a clear message without it).
 
 mod common;
 mod score_engine_common;
@@ -198,4 +198,41 @@ fn score_engine_wrong_tensor_shape_fails_at_load() {
     assert_eq!(err.code(), Code::ModelFormat, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("clip/vision_model.onnx") && msg.contains("`pixel_values`") && msg.contains("224"), "{msg}");
+}
+
+#[test]
+fn score_engine_vae_with_another_scale_factor_fails_at_open() {
+    use promptist::export::clip_text::SdExportOptions;
+    use promptist::export::nn::RandomWeights;
+    use promptist::export::onnx::{save_model, SaveOptions};
+    use promptist::export::sd_convert::tiny_vae_config;
+    use promptist::export::vae::build_vae_decoder;
+
+    let b = bundles();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    copy_dir(&b.score, &bad);
+    // A VAE decoder with 3 blocks (factor 4) where the tiny UNet's 8x8 latents expect factor 8.
+    let mut cfg = tiny_vae_config();
+    cfg.block_out_channels.pop();
+    assert_eq!(cfg.upscale(), 4);
+    let vae = bad.join("vae_decoder");
+    std::fs::remove_dir_all(&vae).unwrap();
+    std::fs::create_dir_all(&vae).unwrap();
+    let model = build_vae_decoder(&cfg, &RandomWeights::new(3), &SdExportOptions::default()).unwrap();
+    save_model(&model, &vae.join("model.onnx"), &SaveOptions::default()).unwrap();
+    std::fs::write(vae.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let mut m = promptist::bundle::read_manifest(&bad).unwrap();
+    let comp = m.components.get_mut("vae_decoder").unwrap();
+    comp.config = serde_json::to_value(&cfg).unwrap();
+    comp.files.clear();
+    for e in std::fs::read_dir(&vae).unwrap() {
+        let p = e.unwrap().path();
+        comp.files.insert(format!("vae_decoder/{}", p.file_name().unwrap().to_str().unwrap()), promptist::bundle::writer::file_entry(&p).unwrap());
+    }
+    std::fs::write(bad.join("promptist.json"), serde_json::to_string(&m).unwrap()).unwrap();
+    let err = Engine::open(&bad, &EngineOptions::default()).unwrap_err();
+    assert_eq!(err.code(), Code::BundleInvalid, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("scale factor is 4") && msg.contains("do not belong to one pipeline"), "{msg}");
 }

@@ -2,7 +2,7 @@
 //! score bundle: the same numbers as `score_many` per pair whatever `sd.max_batch`, one baseline
 //! per distinct x, the statistics, the configurable cache (capacity, no images kept unless asked,
 //! cumulative hits / misses), and scoring without the cache equal to the cached path bit for bit.
-//! Needs ORT_DYLIB_PATH and ../shared/data (fails with a clear message without them).
+//! Needs ORT_DYLIB_PATH (fails with a clear message without it).
 
 mod common;
 mod score_engine_common;

@@ -110,7 +110,7 @@ fn tiny_scorer_graphs_and_real_aesthetic_head_run() {
     assert_eq!(shape_of(&out, "image_embeds"), [2, 16]);
     drop(out);
 
-    let pth = common::shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
+    let pth = common::data_path("aesthetic/sac+logos+ava1-l14-linearMSE.pth");
     let a = save(&build_aesthetic_folded(&load_aesthetic_weights(&pth).unwrap()).unwrap(), dir.path(), "aesthetic");
     let (mut s, _) = rt.session(&a, &opts(), Some(&IoNames::new(AESTHETIC_INPUTS.iter().copied(), AESTHETIC_OUTPUTS.iter().copied()))).unwrap();
     let x = Tensor::from_array(([2usize, 768], (0..1536).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>())).unwrap();

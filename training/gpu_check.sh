@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot CUDA check of promptist-train on a GPU machine (DESIGN.md: build on the CPU machine,
+# One-shot CUDA check of promptist-train on a GPU machine (docs/architecture.md: build on the CPU machine,
 # send the binary). Build here first:  source training/env.sh && cargo build -p promptist-train
 # then run from the repository root there (carry target/debug/promptist-train and target/demo-work):
 #   bash training/gpu_check.sh > $OUT/gpu_check.log 2>&1

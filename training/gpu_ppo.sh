@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot CUDA check of PPO (issue 5) and of optimize on CUDA (issue 2) on a GPU machine, run from
+# One-shot CUDA check of PPO and of optimize on CUDA on a GPU machine, run from
 # the repository root there after the ONNX Runtime GPU parts were staged into /tmp/ort-parts
 # (../shared/tools/stage-ort-gpu.sh) and the binaries copied to $BIN (default /tmp/gbin):
 #   promptist (release, stripped) and promptist-train (built here against torch 2.11.0).

@@ -1,5 +1,5 @@
 //! Model bundle: a folder with a `promptist.json` manifest and one sub-folder per component
-//! (layout in DESIGN.md, "The model bundle"); opening validates the manifest, files and checksums.
+//! (layout in docs/bundle-format.md); opening validates the manifest, files and checksums.
 
 pub mod checksum;
 pub mod load;

@@ -1,5 +1,5 @@
 //! Writing a model bundle: component folders plus the `promptist.json` manifest with the sha256 and
-//! size of every file (layout in DESIGN.md, "The model bundle").
+//! size of every file (layout in docs/bundle-format.md).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -54,8 +54,20 @@ impl BundleWriter {
         Ok(Self { root: root.to_path_buf(), manifest })
     }
 
+    /// Continue a finished bundle at `root` (its manifest is read and rewritten by
+    /// [`BundleWriter::finish`]), e.g. to add the score components to a policy bundle.
+    pub fn reopen(root: &Path) -> Result<Self> {
+        let manifest = super::load::read_manifest(root)?;
+        Ok(Self { root: root.to_path_buf(), manifest })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The manifest being written (its description and provenance may be amended).
+    pub fn manifest_mut(&mut self) -> &mut Manifest {
+        &mut self.manifest
     }
 
     /// The folder of component `name` (created), e.g. `<root>/policy`.

@@ -2,16 +2,14 @@
 //! [`crate::engine::Engine`].
 
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::capi::cstr::str_arg;
 use crate::capi::error::promptist_error;
 use crate::capi::handle;
 use crate::capi::options::{engine_options, optimize_options, promptist_engine_options, promptist_optimize_options};
 use crate::capi::result::promptist_optimize_result;
-use crate::capi::status::{promptist_provider, promptist_stage, promptist_status};
+use crate::capi::status::{promptist_provider, promptist_status};
 use crate::engine::Engine;
-use crate::error::Error;
 
 /// A loaded bundle with its ONNX Runtime sessions. Thread-safe: one engine may be used by many
 /// threads at once (see `promptist_optimize` for what is serialised). Free with
@@ -54,15 +52,6 @@ pub unsafe extern "C" fn promptist_engine_open(
     })
 }
 
-/// True when `flag` is not NULL and holds a non-zero value (atomic load).
-///
-/// # Safety
-/// `flag` is NULL or a valid, 4-byte aligned `int32_t`.
-unsafe fn cancelled(flag: *const i32) -> bool {
-    // SAFETY: per the contract; AtomicI32 has the layout of i32 and other threads only store to it.
-    !flag.is_null() && unsafe { AtomicI32::from_ptr(flag.cast_mut()) }.load(Ordering::Acquire) != 0
-}
-
 /// Free an engine. NULL is a no-op. No other call may be using the engine.
 ///
 /// # Safety
@@ -73,7 +62,7 @@ pub unsafe extern "C" fn promptist_engine_free(engine: *mut promptist_engine) {
     ffi_infallible!((), { unsafe { handle::free(engine) } })
 }
 
-/// Rewrite `prompt` (UTF-8, NUL-terminated) with the engine's policy, per SPEC: the input is
+/// Rewrite `prompt` (UTF-8, NUL-terminated) with the engine's policy, per docs/method.md §1-2: the input is
 /// `prompt.strip() + " Rephrase:"`, the output the generated tokens decoded and stripped.
 ///
 /// `options` may be NULL (defaults: beam 8, length_penalty -1.0, 75 new tokens). On success
@@ -108,21 +97,10 @@ pub unsafe extern "C" fn promptist_optimize(
         let engine = unsafe { handle::borrow(engine, "engine") }?;
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
         let (opts, callbacks) = unsafe { optimize_options(options) }?;
-        let result = if callbacks.progress.is_none() && callbacks.cancel_flag.is_null() {
+        let result = if callbacks.is_empty() {
             engine.engine.optimize(prompt, &opts)?
         } else {
-            // SAFETY: the caller keeps cancel_flag valid for the call (documented on the field).
-            if unsafe { cancelled(callbacks.cancel_flag) } {
-                return Err(Error::Cancelled);
-            }
-            let mut progress = |step: usize, total: usize| -> bool {
-                // SAFETY: as above; the callback is the caller's, called as documented.
-                unsafe {
-                    !cancelled(callbacks.cancel_flag)
-                        && callbacks.progress.is_none_or(|f| f(promptist_stage::Decode as i32, step, total, callbacks.user_data))
-                }
-            };
-            engine.engine.optimize_with_progress(prompt, &opts, Some(&mut progress))?
+            callbacks.run_decode(|p| engine.engine.optimize_with_progress(prompt, &opts, Some(p)))?
         };
         *slot = handle::into_raw(promptist_optimize_result::new(&result));
         Ok(())

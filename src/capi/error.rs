@@ -1,5 +1,5 @@
 //! `promptist_error`: an owned error object (status code + message) that fallible calls hand to
-//! the caller through `promptist_error **`; no thread-local "last error" (DESIGN.md).
+//! the caller through `promptist_error **`; no thread-local "last error" (docs/c-abi.md).
 
 use std::ffi::{c_char, CString};
 

@@ -1,4 +1,4 @@
-//! The `extern "C"` surface only (DESIGN.md, "C ABI contract"): opaque handles, status codes,
+//! The `extern "C"` surface only (docs/c-abi.md): opaque handles, status codes,
 //! owned error objects, versioned options structs and a panic boundary around every export.
 //! The logic lives in [`crate::engine`]; this layer checks pointers and translates types.
 //! `include/promptist.h` is generated from these files by cbindgen (see tests/capi_header.rs).
@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod boundary;
+mod callbacks;
 mod cstr;
 mod handle;
 

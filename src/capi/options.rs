@@ -89,13 +89,7 @@ pub struct promptist_optimize_options {
 /// the caller's `user_data`. Return false to cancel.
 pub type promptist_progress_fn = Option<unsafe extern "C" fn(stage: i32, step: usize, total: usize, user_data: *mut c_void) -> bool>;
 
-/// The host callbacks of one call (not part of the Rust options: they are C pointers).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Callbacks {
-    pub progress: promptist_progress_fn,
-    pub user_data: *mut c_void,
-    pub cancel_flag: *const i32,
-}
+pub(crate) use crate::capi::callbacks::Callbacks;
 
 /// The size of the first published version of each struct: smaller `struct_size` values are
 /// rejected, larger ones are accepted and only the known fields are read.

@@ -4,22 +4,22 @@
 
 use std::ffi::{c_char, c_void};
 use std::mem::size_of;
-use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::capi::callbacks::Callbacks;
 use crate::capi::cstr::str_arg;
 use crate::capi::engine::promptist_engine;
 use crate::capi::error::promptist_error;
 use crate::capi::handle;
 use crate::capi::options::{init_versioned, optimize_options, promptist_optimize_options, promptist_progress_fn, read_versioned};
 pub use crate::capi::score_result::promptist_score_result;
-use crate::capi::status::{promptist_stage, promptist_status};
-use crate::diffusion::pipeline::{SdSettings, Stage};
+use crate::capi::status::promptist_status;
+use crate::diffusion::pipeline::SdSettings;
 use crate::diffusion::scheduler::SchedulerKind;
 use crate::engine::ScoreOptions;
 use crate::error::{Error, Result};
 
-/// Options of the score calls. Fill with `promptist_score_options_init` first (defaults = SPEC
-/// section 3: 512x512, 20 steps, guidance 7.5, DPM-Solver++, 2 images per prompt, seed 0), then
+/// Options of the score calls. Fill with `promptist_score_options_init` first (defaults =
+/// docs/method.md §3: 512x512, 20 steps, guidance 7.5, DPM-Solver++, 2 images per prompt, seed 0), then
 /// set fields.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -93,13 +93,6 @@ pub unsafe extern "C" fn promptist_score_options_init(options: *mut promptist_sc
     })
 }
 
-#[derive(Debug)]
-struct Callbacks {
-    progress: promptist_progress_fn,
-    user_data: *mut c_void,
-    cancel_flag: *const i32,
-}
-
 /// # Safety
 /// `p` is NULL or a valid options struct.
 unsafe fn score_options(p: *const promptist_score_options) -> Result<(ScoreOptions, Callbacks)> {
@@ -131,37 +124,8 @@ unsafe fn score_options(p: *const promptist_score_options) -> Result<(ScoreOptio
     Ok((o, Callbacks { progress: c.progress, user_data: c.user_data, cancel_flag: c.cancel_flag }))
 }
 
-/// # Safety
-/// `flag` is NULL or a valid, 4-byte aligned `int32_t`.
-unsafe fn cancelled(flag: *const i32) -> bool {
-    // SAFETY: per the contract; other threads only store to it.
-    !flag.is_null() && unsafe { AtomicI32::from_ptr(flag.cast_mut()) }.load(Ordering::Acquire) != 0
-}
-
-fn stage_code(s: Stage) -> i32 {
-    (match s {
-        Stage::Encode => promptist_stage::Encode,
-        Stage::Denoise => promptist_stage::Denoise,
-        Stage::VaeDecode => promptist_stage::VaeDecode,
-        Stage::Score => promptist_stage::Score,
-    }) as i32
-}
-
-/// Run `f` with a progress closure that calls the host's callback and checks its cancel flag.
-fn with_callbacks<T>(cb: &Callbacks, f: impl FnOnce(&mut dyn FnMut(Stage, usize, usize) -> bool) -> Result<T>) -> Result<T> {
-    // SAFETY: the caller keeps cancel_flag valid for the call (documented on the field).
-    if unsafe { cancelled(cb.cancel_flag) } {
-        return Err(Error::Cancelled);
-    }
-    let mut progress = |stage: Stage, step: usize, total: usize| -> bool {
-        // SAFETY: as above; the callback is the caller's, called as documented.
-        unsafe { !cancelled(cb.cancel_flag) && cb.progress.is_none_or(|f| f(stage_code(stage), step, total, cb.user_data)) }
-    };
-    f(&mut progress)
-}
-
-/// Score `candidate_prompt` as a rewrite of `user_prompt` with the Promptist reward (SPEC
-/// section 3): `R = mean_i [A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0)]`,
+/// Score `candidate_prompt` as a rewrite of `user_prompt` with the Promptist reward
+/// (docs/method.md §3): `R = mean_i [A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0)]`,
 /// `s_i` the CLIP cosine of y's image i with x's text. Same as `promptist_score_many` with one
 /// candidate.
 ///
@@ -228,7 +192,7 @@ pub unsafe extern "C" fn promptist_score_many(
             cands.push(unsafe { str_arg(p, "candidate prompt") }?);
         }
         let (opts, cb) = unsafe { score_options(options) }?;
-        let r = with_callbacks(&cb, |p| engine.engine.score_many(user, &cands, &opts, p))?;
+        let r = cb.run(|p| engine.engine.score_many(user, &cands, &opts, p))?;
         *slot = handle::into_raw(promptist_score_result::new(r));
         Ok(())
     })
@@ -259,7 +223,7 @@ pub unsafe extern "C" fn promptist_best_of_n(
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
         let (oo, _) = unsafe { optimize_options(optimize_options_in) }?;
         let (so, cb) = unsafe { score_options(options) }?;
-        let r = with_callbacks(&cb, |p| engine.engine.optimize_best_of_n(prompt, &oo, &so, p))?;
+        let r = cb.run(|p| engine.engine.optimize_best_of_n(prompt, &oo, &so, p))?;
         *slot = handle::into_raw(promptist_score_result::new(r.scores));
         Ok(())
     })

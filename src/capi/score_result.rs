@@ -32,14 +32,6 @@ unsafe fn get<'a>(r: *const promptist_score_result) -> Option<&'a promptist_scor
     unsafe { handle::borrow_opt(r) }
 }
 
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
 /// Number of candidates scored (0 for NULL). Thread-safe.
 ///
 /// # Safety
@@ -70,7 +62,7 @@ pub unsafe extern "C" fn promptist_score_result_prompt(result: *const promptist_
     })
 }
 
-/// The Promptist reward of candidate `index` (SPEC section 3); NaN when out of range.
+/// The Promptist reward of candidate `index` (docs/method.md §3); NaN when out of range.
 ///
 /// # Safety
 /// `result` is NULL or a live result.
@@ -94,7 +86,7 @@ pub unsafe extern "C" fn promptist_score_result_relevance(result: *const prompti
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_aesthetic(result: *const promptist_score_result, index: usize) -> f64 {
-    ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).map_or(f64::NAN, |c| mean(&c.reward.aesthetic_y)) })
+    ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).map_or(f64::NAN, |c| c.reward.mean_aesthetic_y()) })
 }
 
 /// The mean aesthetic score of the user prompt's images; NaN for NULL or an empty result.
@@ -103,7 +95,7 @@ pub unsafe extern "C" fn promptist_score_result_aesthetic(result: *const prompti
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_user_aesthetic(result: *const promptist_score_result) -> f64 {
-    ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.first()).map_or(f64::NAN, |c| mean(&c.reward.aesthetic_x)) })
+    ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.first()).map_or(f64::NAN, |c| c.reward.mean_aesthetic_x()) })
 }
 
 /// The cosine similarity `s_i` of candidate `index`'s image `image` to the user prompt's CLIP

@@ -16,8 +16,9 @@ use crate::{Error, Result};
 
 /// Latent channels of Stable Diffusion 1.x.
 pub const LATENT_CHANNELS: usize = 4;
-/// VAE downsampling factor.
-pub const VAE_SCALE: usize = 8;
+/// The VAE factor of Stable Diffusion 1.x (4 VAE blocks), used when a bundle has no VAE config.
+/// A pipeline's own factor comes from its VAE config (`SdPipeline::vae_scale`).
+pub const SD1_VAE_SCALE: usize = 8;
 
 /// `n` standard normal values of stream `index` of `seed`.
 pub fn gaussian(seed: u64, index: u64, n: usize) -> Vec<f32> {
@@ -37,14 +38,14 @@ pub fn gaussian(seed: u64, index: u64, n: usize) -> Vec<f32> {
     out
 }
 
-/// Initial latents `[batch, 4, height/8, width/8]` (flat, C order): image `i` uses stream
-/// `first_index + i` of `seed`, times `init_noise_sigma`.
+/// Initial latents `[batch, 4, height/f, width/f]` (flat, C order; `f` = `vae_scale`): image `i`
+/// uses stream `first_index + i` of `seed`, times `init_noise_sigma`.
 pub fn initial_latents(
     seed: u64,
     first_index: u64,
     batch: usize,
-    height: usize,
-    width: usize,
+    (height, width): (usize, usize),
+    vae_scale: usize,
     init_noise_sigma: f32,
 ) -> Result<Vec<f32>> {
     if batch == 0 {
@@ -52,16 +53,12 @@ pub fn initial_latents(
             "the number of images must be at least 1".into(),
         ));
     }
-    if width == 0
-        || height == 0
-        || !width.is_multiple_of(VAE_SCALE)
-        || !height.is_multiple_of(VAE_SCALE)
-    {
+    if vae_scale == 0 || width == 0 || height == 0 || !width.is_multiple_of(vae_scale) || !height.is_multiple_of(vae_scale) {
         return Err(Error::InvalidOptions(format!(
-            "width and height must be positive multiples of {VAE_SCALE}, got {width}x{height}"
+            "width and height must be positive multiples of the VAE factor {vae_scale}, got {width}x{height}"
         )));
     }
-    let per = LATENT_CHANNELS * (height / VAE_SCALE) * (width / VAE_SCALE);
+    let per = LATENT_CHANNELS * (height / vae_scale) * (width / vae_scale);
     let mut out = Vec::with_capacity(batch * per);
     for i in 0..batch as u64 {
         out.extend(
@@ -79,23 +76,23 @@ mod tests {
 
     #[test]
     fn deterministic_and_distinct() {
-        let a = initial_latents(42, 0, 2, 64, 64, 1.0).unwrap();
-        let b = initial_latents(42, 0, 2, 64, 64, 1.0).unwrap();
+        let a = initial_latents(42, 0, 2, (64, 64), 8, 1.0).unwrap();
+        let b = initial_latents(42, 0, 2, (64, 64), 8, 1.0).unwrap();
         assert_eq!(a.len(), 2 * 4 * 8 * 8);
         assert_eq!(
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
         // image 1 of a batch equals image 0 started at index 1
-        let c = initial_latents(42, 1, 1, 64, 64, 1.0).unwrap();
+        let c = initial_latents(42, 1, 1, (64, 64), 8, 1.0).unwrap();
         assert_eq!(&a[256..], &c[..]);
         assert_ne!(&a[..256], &a[256..]);
         assert_ne!(
-            initial_latents(43, 0, 1, 64, 64, 1.0).unwrap(),
+            initial_latents(43, 0, 1, (64, 64), 8, 1.0).unwrap(),
             a[..256].to_vec()
         );
         // scaling by init_noise_sigma
-        let s = initial_latents(42, 0, 1, 64, 64, 14.5).unwrap();
+        let s = initial_latents(42, 0, 1, (64, 64), 8, 14.5).unwrap();
         assert!(s.iter().zip(&a).all(|(x, y)| *x == *y * 14.5));
     }
 
@@ -115,10 +112,10 @@ mod tests {
     #[test]
     fn rejects_bad_sizes() {
         assert_eq!(
-            initial_latents(1, 0, 1, 60, 64, 1.0).unwrap_err().code(),
+            initial_latents(1, 0, 1, (60, 64), 8, 1.0).unwrap_err().code(),
             crate::Code::InvalidOptions
         );
-        assert!(initial_latents(1, 0, 0, 64, 64, 1.0).is_err());
-        assert!(initial_latents(1, 0, 1, 0, 64, 1.0).is_err());
+        assert!(initial_latents(1, 0, 0, (64, 64), 8, 1.0).is_err());
+        assert!(initial_latents(1, 0, 1, (0, 64), 8, 1.0).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Where the score components live in a bundle (DESIGN.md, "The model bundle"): Stable Diffusion
+//! Where the score components live in a bundle (docs/bundle-format.md): Stable Diffusion
 //! in optimum's ONNX layout (`text_encoder/`, `unet/`, `vae_decoder/`, `tokenizer/`,
 //! `scheduler/scheduler_config.json`), the scorer CLIP towers in `clip/`, the aesthetic head in
 //! `aesthetic/`; one manifest component per folder.
@@ -23,6 +23,7 @@ pub const TEXT_ENCODER_MODEL: &str = "text_encoder/model.onnx";
 pub const UNET_MODEL: &str = "unet/model.onnx";
 pub const VAE_DECODER_MODEL: &str = "vae_decoder/model.onnx";
 pub const VAE_DECODER_CONFIG: &str = "vae_decoder/config.json";
+pub const UNET_CONFIG: &str = "unet/config.json";
 pub const TOKENIZER_MERGES: &str = "tokenizer/merges.txt";
 pub const SCHEDULER_CONFIG: &str = "scheduler/scheduler_config.json";
 pub const CLIP_TEXT_MODEL: &str = "clip/text_model.onnx";
@@ -52,6 +53,8 @@ pub struct ScorePaths {
     pub unet: PathBuf,
     pub vae_decoder: PathBuf,
     pub vae_config: Option<PathBuf>,
+    /// The UNet's diffusers config: the manifest's copy, else `unet/config.json` when listed.
+    pub unet_config: Option<serde_json::Value>,
     pub tokenizer_merges: PathBuf,
     pub scheduler_config: PathBuf,
     pub clip_text: PathBuf,
@@ -83,10 +86,20 @@ pub fn score_paths(bundle: &Bundle) -> Result<Option<ScorePaths>> {
     } else {
         f(AESTHETIC, AESTHETIC_PTH)?
     };
+    let unet_config = match bundle.component(UNET).ok().map(|c| &c.config) {
+        Some(v) if v.is_object() => Some(v.clone()),
+        _ if listed(UNET, UNET_CONFIG) => {
+            let p = f(UNET, UNET_CONFIG)?;
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            Some(serde_json::from_str(&text).map_err(|e| Error::BundleInvalid(format!("{}: not valid JSON: {e}", p.display())))?)
+        }
+        _ => None,
+    };
     Ok(Some(ScorePaths {
         text_encoder: f(TEXT_ENCODER, TEXT_ENCODER_MODEL)?,
         unet: f(UNET, UNET_MODEL)?,
         vae_decoder: f(VAE_DECODER, VAE_DECODER_MODEL)?,
+        unet_config,
         vae_config: if listed(VAE_DECODER, VAE_DECODER_CONFIG) { Some(f(VAE_DECODER, VAE_DECODER_CONFIG)?) } else { None },
         tokenizer_merges: f(TOKENIZER, TOKENIZER_MERGES)?,
         scheduler_config: f(SCHEDULER, SCHEDULER_CONFIG)?,
@@ -95,4 +108,19 @@ pub fn score_paths(bundle: &Bundle) -> Result<Option<ScorePaths>> {
         clip_merges: f(CLIP, CLIP_MERGES)?,
         aesthetic,
     }))
+}
+
+impl ScorePaths {
+    /// The Stable Diffusion pipeline's files.
+    pub fn sd_files(&self) -> crate::diffusion::pipeline::SdFiles<'_> {
+        crate::diffusion::pipeline::SdFiles {
+            text_encoder: &self.text_encoder,
+            unet: &self.unet,
+            vae_decoder: &self.vae_decoder,
+            vae_config: self.vae_config.as_deref(),
+            unet_config: self.unet_config.as_ref(),
+            merges: &self.tokenizer_merges,
+            scheduler_config: &self.scheduler_config,
+        }
+    }
 }

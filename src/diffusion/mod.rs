@@ -6,7 +6,7 @@ pub mod latents;
 pub mod postprocess;
 pub mod scheduler;
 
-// The text-to-image pipeline and its bundle layout (issue 3).
+// The text-to-image pipeline and its bundle layout.
 pub mod graph;
 pub mod layout;
 pub mod pipeline;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::diffusion::graph::{Feed, Graph};
 use crate::diffusion::guidance::classifier_free_guidance;
-use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, VAE_SCALE};
+use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, SD1_VAE_SCALE};
 use crate::diffusion::postprocess;
 use crate::diffusion::scheduler::{self, SchedulerConfig, SchedulerKind};
 use crate::runtime::{ProviderKind, Runtime, SessionOptions};
@@ -51,7 +51,7 @@ pub(crate) fn report(progress: &mut dyn FnMut(Stage, usize, usize) -> bool, stag
     }
 }
 
-/// Sampling settings (SPEC section 3 defaults: 512x512, 20 steps, guidance 7.5, DPM-Solver++).
+/// Sampling settings (docs/method.md §3 defaults: 512x512, 20 steps, guidance 7.5, DPM-Solver++).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SdSettings {
     pub width: usize,
@@ -70,13 +70,11 @@ impl Default for SdSettings {
 }
 
 impl SdSettings {
-    /// Reject sizes that are not positive multiples of 8, 0 steps, a 0 batch, a non-finite scale.
+    /// Reject a 0 size, 0 steps, a 0 batch, a non-finite scale. That the VAE's factor divides the
+    /// size is the pipeline's check ([`SdPipeline::check_settings`]).
     pub fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 || !self.width.is_multiple_of(VAE_SCALE) || !self.height.is_multiple_of(VAE_SCALE) {
-            return Err(Error::InvalidOptions(format!(
-                "width and height must be positive multiples of {VAE_SCALE}, got {}x{}",
-                self.width, self.height
-            )));
+        if self.width == 0 || self.height == 0 {
+            return Err(Error::InvalidOptions(format!("width and height must be positive, got {}x{}", self.width, self.height)));
         }
         if self.steps == 0 {
             return Err(Error::InvalidOptions("steps must be at least 1".into()));
@@ -120,8 +118,10 @@ pub struct SdFiles<'a> {
     pub text_encoder: &'a Path,
     pub unet: &'a Path,
     pub vae_decoder: &'a Path,
-    /// `vae_decoder/config.json` (for `scaling_factor`), if present.
+    /// `vae_decoder/config.json` (`scaling_factor`, the scale factor, `sample_size`), if present.
     pub vae_config: Option<&'a Path>,
+    /// The UNet's diffusers config (`sample_size`, `in_channels`), if the bundle has one.
+    pub unet_config: Option<&'a serde_json::Value>,
     /// `tokenizer/merges.txt`.
     pub merges: &'a Path,
     pub scheduler_config: &'a Path,
@@ -135,6 +135,9 @@ pub struct SdPipeline {
     tokenizer: ClipTokenizer,
     scheduler_config: SchedulerConfig,
     scaling_factor: f32,
+    /// Pixels per latent cell: 2^(len(block_out_channels) - 1) of the VAE config, as diffusers
+    /// derives `vae_scale_factor`; 8 (SD 1.x) without a config.
+    vae_scale: usize,
     provider: ProviderKind,
 }
 
@@ -148,19 +151,73 @@ fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
 }
 
-/// `scaling_factor` from a diffusers AutoencoderKL `config.json` (0.18215 when absent, SD 1.x).
-pub fn vae_scaling_factor(config: Option<&Path>) -> Result<f32> {
-    let Some(p) = config else { return Ok(0.18215) };
-    let v: serde_json::Value =
-        serde_json::from_str(&read_text(p)?).map_err(|e| Error::ModelFormat(format!("{}: {e}", p.display())))?;
-    match v.get("scaling_factor") {
-        None => Ok(0.18215),
-        Some(x) => x
-            .as_f64()
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| s as f32)
-            .ok_or_else(|| Error::ModelFormat(format!("{}: scaling_factor {x} is not a positive number", p.display()))),
+/// The fields of a diffusers AutoencoderKL `config.json` the pipeline uses.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct VaeGeometry {
+    /// Latents are divided by this before decoding (0.18215 when absent, SD 1.x).
+    #[serde(default = "sd1_scaling")]
+    pub scaling_factor: f64,
+    #[serde(default)]
+    pub block_out_channels: Option<Vec<usize>>,
+    #[serde(default)]
+    pub latent_channels: Option<usize>,
+    /// The image size the VAE was trained at.
+    #[serde(default)]
+    pub sample_size: Option<usize>,
+}
+
+fn sd1_scaling() -> f64 {
+    0.18215
+}
+
+impl VaeGeometry {
+    /// Read a VAE config (SD 1.x values when there is none).
+    pub fn read(config: Option<&Path>) -> Result<VaeGeometry> {
+        let Some(p) = config else {
+            return Ok(VaeGeometry { scaling_factor: sd1_scaling(), block_out_channels: None, latent_channels: None, sample_size: None });
+        };
+        let g: VaeGeometry =
+            serde_json::from_str(&read_text(p)?).map_err(|e| Error::ModelFormat(format!("{}: {e}", p.display())))?;
+        if !(g.scaling_factor.is_finite() && g.scaling_factor > 0.0) {
+            return Err(Error::ModelFormat(format!("{}: scaling_factor {} is not a positive number", p.display(), g.scaling_factor)));
+        }
+        if g.block_out_channels.as_ref().is_some_and(|b| b.is_empty() || b.len() > 8) {
+            return Err(Error::ModelFormat(format!("{}: block_out_channels must have 1 to 8 entries", p.display())));
+        }
+        Ok(g)
     }
+
+    /// Pixels per latent cell: 2^(len(block_out_channels) - 1), 8 without the field.
+    pub fn scale(&self) -> usize {
+        self.block_out_channels.as_ref().map_or(SD1_VAE_SCALE, |b| 1 << (b.len() - 1))
+    }
+}
+
+/// Check that the UNet and the VAE belong to one pipeline: the same latent channels, and a UNet
+/// sample size that the VAE's factor turns into the VAE's image size. Each check runs when both
+/// configs carry the fields; the error names the mismatch.
+pub fn check_geometry(unet: Option<&serde_json::Value>, vae: &VaeGeometry, what: &str) -> Result<()> {
+    let field = |k: &str| unet.and_then(|u| u.get(k)).and_then(|v| v.as_u64()).map(|v| v as usize);
+    let scale = vae.scale();
+    let blocks = vae.block_out_channels.as_ref().map_or(0, Vec::len);
+    if let (Some(u), Some(v)) = (field("in_channels"), vae.latent_channels) {
+        if u != v {
+            return Err(Error::BundleInvalid(format!(
+                "{what}: the UNet takes {u} latent channels but the VAE decoder has {v}: they do not belong to one pipeline"
+            )));
+        }
+    }
+    if let (Some(u), Some(v)) = (field("sample_size"), vae.sample_size) {
+        if u * scale != v {
+            return Err(Error::BundleInvalid(format!(
+                "{what}: the VAE decoder's scale factor is {scale} (2^({blocks} - 1) from its {blocks} block_out_channels), so the UNet's \
+                 {u}x{u} latents make {}x{} images, but the VAE's sample_size is {v}: the UNet and the VAE do not belong to one pipeline",
+                u * scale,
+                u * scale
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl SdPipeline {
@@ -178,8 +235,37 @@ impl SdPipeline {
         let scheduler_config = SchedulerConfig::from_file(files.scheduler_config)?;
         // Build each supported scheduler once so a bad config fails at load, not at run time.
         scheduler::build(SchedulerKind::DpmSolverMultistep, &scheduler_config)?;
-        let scaling_factor = vae_scaling_factor(files.vae_config)?;
-        Ok(SdPipeline { text_encoder, unet, vae, tokenizer, scheduler_config, scaling_factor, provider })
+        let vae_geometry = VaeGeometry::read(files.vae_config)?;
+        let what = files.vae_decoder.parent().and_then(Path::parent).unwrap_or(files.vae_decoder).display().to_string();
+        check_geometry(files.unet_config, &vae_geometry, &what)?;
+        Ok(SdPipeline {
+            text_encoder,
+            unet,
+            vae,
+            tokenizer,
+            scheduler_config,
+            scaling_factor: vae_geometry.scaling_factor as f32,
+            vae_scale: vae_geometry.scale(),
+            provider,
+        })
+    }
+
+    /// Pixels per latent cell (from the VAE config).
+    pub fn vae_scale(&self) -> usize {
+        self.vae_scale
+    }
+
+    /// [`SdSettings::validate`], then a size that the VAE's factor divides.
+    pub fn check_settings(&self, settings: &SdSettings) -> Result<()> {
+        settings.validate()?;
+        let f = self.vae_scale;
+        if !settings.width.is_multiple_of(f) || !settings.height.is_multiple_of(f) {
+            return Err(Error::InvalidOptions(format!(
+                "width and height must be multiples of the VAE's scale factor {f}, got {}x{}",
+                settings.width, settings.height
+            )));
+        }
+        Ok(())
     }
 
     pub fn provider(&self) -> ProviderKind {
@@ -199,11 +285,11 @@ impl SdPipeline {
 
     /// The initial latents of `jobs` (concatenated in job order), as [`SdPipeline::generate`] uses them.
     pub fn initial_latents(&self, jobs: &[ImageJob<'_>], settings: &SdSettings) -> Result<Vec<f32>> {
-        settings.validate()?;
+        self.check_settings(settings)?;
         let sigma = self.init_noise_sigma(settings)?;
         let mut out = Vec::new();
         for j in jobs {
-            out.extend(initial_latents(j.seed, j.first_index, j.count, settings.height, settings.width, sigma)?);
+            out.extend(initial_latents(j.seed, j.first_index, j.count, (settings.height, settings.width), self.vae_scale, sigma)?);
         }
         Ok(out)
     }
@@ -219,7 +305,8 @@ impl SdPipeline {
     }
 
     /// Generate one image per entry of `prompts` from the given initial latents
-    /// (`[n, 4, height/8, width/8]`, already scaled by `init_noise_sigma`).
+    /// (`[n, 4, height/f, width/f]` with `f` = [`SdPipeline::vae_scale`], already scaled by
+    /// `init_noise_sigma`).
     pub fn generate_from_latents(
         &self,
         prompts: &[&str],
@@ -227,12 +314,12 @@ impl SdPipeline {
         settings: &SdSettings,
         progress: Progress<'_>,
     ) -> Result<Vec<Image>> {
-        settings.validate()?;
+        self.check_settings(settings)?;
         let n = prompts.len();
         if n == 0 {
             return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
         }
-        let (lh, lw) = (settings.height / VAE_SCALE, settings.width / VAE_SCALE);
+        let (lh, lw) = (settings.height / self.vae_scale, settings.width / self.vae_scale);
         let per = LATENT_CHANNELS * lh * lw;
         if latents.len() != n * per {
             return Err(Error::InvalidOptions(format!("{} latent values for {n} images of {per}", latents.len())));
@@ -326,7 +413,7 @@ impl SdPipeline {
     }
 
     fn decode(&self, latents: &[f32], n: usize, settings: &SdSettings, progress: Progress<'_>) -> Result<Vec<Image>> {
-        let (lh, lw) = (settings.height / VAE_SCALE, settings.width / VAE_SCALE);
+        let (lh, lw) = (settings.height / self.vae_scale, settings.width / self.vae_scale);
         let per = LATENT_CHANNELS * lh * lw;
         let (h, w) = (settings.height, settings.width);
         let mut images = Vec::with_capacity(n);
@@ -359,7 +446,7 @@ mod tests {
     fn settings_validation() {
         SdSettings::default().validate().unwrap();
         for bad in [
-            SdSettings { width: 500, ..Default::default() },
+            SdSettings { width: 0, ..Default::default() },
             SdSettings { height: 0, ..Default::default() },
             SdSettings { steps: 0, ..Default::default() },
             SdSettings { max_batch: 0, ..Default::default() },
@@ -367,6 +454,22 @@ mod tests {
         ] {
             assert_eq!(bad.validate().unwrap_err().code(), crate::Code::InvalidOptions, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn vae_factor_and_geometry() {
+        let g = |b: usize, s: Option<usize>| VaeGeometry { scaling_factor: 0.18215, block_out_channels: Some(vec![8; b]), latent_channels: Some(4), sample_size: s };
+        assert_eq!(g(4, None).scale(), 8);
+        assert_eq!(g(3, None).scale(), 4);
+        assert_eq!(VaeGeometry::read(None).unwrap().scale(), 8);
+        let unet = serde_json::json!({"in_channels": 4, "sample_size": 64});
+        check_geometry(Some(&unet), &g(4, Some(512)), "b").unwrap();
+        check_geometry(None, &g(3, Some(512)), "b").unwrap();
+        let e = check_geometry(Some(&unet), &g(3, Some(512)), "b").unwrap_err();
+        assert_eq!(e.code(), crate::Code::BundleInvalid);
+        assert!(e.to_string().contains("scale factor is 4") && e.to_string().contains("sample_size is 512"), "{e}");
+        let e = check_geometry(Some(&serde_json::json!({"in_channels": 8})), &g(4, None), "b").unwrap_err();
+        assert!(e.to_string().contains("8 latent channels"), "{e}");
     }
 
     #[test]

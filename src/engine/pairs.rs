@@ -1,4 +1,4 @@
-//! Scoring many (x, y) pairs at once with the Promptist reward (SPEC section 3), as a PPO reward
+//! Scoring many (x, y) pairs at once with the Promptist reward (docs/method.md §3), as a PPO reward
 //! stage needs it (one candidate y for each of many user prompts x): the x-baselines missing from
 //! the cache are generated as one image job list, all y images as another (the pipeline batches
 //! each up to `sd.max_batch`), CLIP image embeddings likewise. `Engine::score_many` is this with
@@ -101,7 +101,7 @@ fn baseline_key(x: &str, o: &ScoreOptions) -> BaselineKey {
 }
 
 impl Engine {
-    /// Score each (user prompt x, candidate y) pair (SPEC section 3). Image i of every prompt uses
+    /// Score each (user prompt x, candidate y) pair (docs/method.md §3). Image i of every prompt uses
     /// latent stream i of `options.seed`. The baselines of x's not in the cache (or all x's when
     /// `options.use_baseline_cache` is false) are computed once per distinct x, their images in one
     /// job list; all y images go through the UNet as one job list. Errors as `score_many`
@@ -109,6 +109,7 @@ impl Engine {
     pub fn score_pairs(&self, pairs: &[(&str, &str)], options: &ScoreOptions, progress: Progress<'_>) -> Result<PairScores> {
         validate(pairs, options)?;
         let se = self.score_engine()?;
+        se.pipeline.check_settings(&options.sd)?;
         let n = options.images_per_prompt;
 
         // Distinct x's in order of first appearance.

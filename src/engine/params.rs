@@ -1,5 +1,5 @@
 //! Flat decoding parameters shared by every front-end (C options struct, CLI flags, bindings):
-//! one place for the defaults (the Promptist reference demo, SPEC section 2, plus transformers'
+//! one place for the defaults (the Promptist reference demo, docs/method.md §2, plus transformers'
 //! sampling defaults) and for turning the flat form into a [`DecodingConfig`].
 
 use crate::policy::config::{DecodingConfig, EarlyStopping, Strategy};

@@ -1,4 +1,4 @@
-//! Scoring prompts with the Promptist reward (SPEC section 3) on the engine: images of the
+//! Scoring prompts with the Promptist reward (docs/method.md §3) on the engine: images of the
 //! ORIGINAL prompt x and of each candidate y from the same seeded latent streams (image i of any
 //! prompt uses stream i of the seed), CLIP similarity of y's images to x's text, aesthetic of y's
 //! images minus the mean over x's images. The x-baseline is cached (bounded LRU, see `pairs.rs`,
@@ -9,7 +9,7 @@ use super::validate::check_prompt_text;
 use super::{Candidate, Engine, OptimizeOptions, OptimizeResult};
 use crate::bundle::Bundle;
 use crate::diffusion::layout::score_paths;
-use crate::diffusion::pipeline::{Image, Progress, SdFiles, SdPipeline, SdSettings};
+use crate::diffusion::pipeline::{Image, Progress, SdPipeline, SdSettings};
 use crate::error::{Error, Result};
 use crate::reward::math::Reward;
 use crate::reward::scorer::{ClipScorer, ScorerFiles};
@@ -22,7 +22,7 @@ pub const BASELINE_CACHE_CAPACITY: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreOptions {
     pub sd: SdSettings,
-    /// Images per prompt (x and each y); SPEC: 2 in the reference code.
+    /// Images per prompt (x and each y); docs/method.md §3: 2 in the reference code.
     pub images_per_prompt: usize,
     /// Base seed of the latent streams.
     pub seed: u64,
@@ -87,14 +87,7 @@ impl ScoreEngine {
     /// `cache_capacity`: most x-baselines kept (0 disables the cache).
     pub(crate) fn open(bundle: &Bundle, rt: &Runtime, opts: &SessionOptions, cache_capacity: usize) -> Result<Option<ScoreEngine>> {
         let Some(p) = score_paths(bundle)? else { return Ok(None) };
-        let sd = SdFiles {
-            text_encoder: &p.text_encoder,
-            unet: &p.unet,
-            vae_decoder: &p.vae_decoder,
-            vae_config: p.vae_config.as_deref(),
-            merges: &p.tokenizer_merges,
-            scheduler_config: &p.scheduler_config,
-        };
+        let sd = p.sd_files();
         let pipeline = SdPipeline::load(rt, &sd, opts)?;
         let files = ScorerFiles { text_model: &p.clip_text, vision_model: &p.clip_vision, merges: &p.clip_merges, aesthetic: &p.aesthetic };
         let scorer = ClipScorer::load(rt, &files, opts)?;
@@ -132,7 +125,7 @@ impl Engine {
         self.score.is_some()
     }
 
-    /// Score `candidate` as a rewrite of `user_prompt` (SPEC section 3).
+    /// Score `candidate` as a rewrite of `user_prompt` (docs/method.md §3).
     pub fn score(&self, user_prompt: &str, candidate: &str, options: &ScoreOptions, progress: Progress<'_>) -> Result<ScoreResult> {
         self.score_many(user_prompt, &[candidate], options, progress)
     }

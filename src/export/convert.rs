@@ -8,18 +8,16 @@ use std::path::Path;
 
 use super::gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 use super::gpt2_config::Gpt2Config;
-use super::onnx::{save_model, DType, SaveOptions};
+use super::onnx::{DType, SaveOptions};
 use super::optimum_import::{find_optimum_onnx, inspect_optimum_gpt2};
+use crate::bundle::policy::{write_policy, PolicyGraph};
 use crate::bundle::writer::BundleWriter;
 use crate::bundle::{Manifest, Provenance};
 use crate::text::gpt2::Gpt2Tokenizer;
 use crate::weights::load_checkpoint_weights;
 use crate::{Error, Result};
 
-/// The policy component's name and kind in the manifest (defined by the bundle reader).
-pub use crate::bundle::policy::{POLICY as POLICY_COMPONENT, POLICY_KIND};
-/// Key added to the policy's manifest config: "float32" or "float16" (the graph's weight/KV type).
-pub const ONNX_DTYPE_KEY: &str = "promptist_onnx_dtype";
+pub use crate::bundle::policy::ONNX_DTYPE_KEY;
 
 /// Options of [`convert_checkpoint`].
 #[derive(Debug, Clone)]
@@ -32,6 +30,9 @@ pub struct ConvertOptions {
     pub external_threshold_bytes: Option<usize>,
     /// Attention ops of the graph (standard ONNX ops by default).
     pub attention: AttentionImpl,
+    /// A folder with the tokenizer files (`tokenizer.json`, or `vocab.json` + `merges.txt`);
+    /// overrides the checkpoint's own (see [`resolve_tokenizer`]).
+    pub tokenizer: Option<std::path::PathBuf>,
 }
 
 impl Default for ConvertOptions {
@@ -41,21 +42,63 @@ impl Default for ConvertOptions {
             name: None,
             external_threshold_bytes: SaveOptions::default().external_threshold_bytes,
             attention: AttentionImpl::Standard,
+            tokenizer: None,
         }
     }
 }
 
-/// The tokenizer of a checkpoint folder: `tokenizer.json`, else `vocab.json` + `merges.txt`.
-pub fn checkpoint_tokenizer(dir: &Path) -> Result<Gpt2Tokenizer> {
+/// The tokenizer files of a folder: `tokenizer.json`, else `vocab.json` + `merges.txt`; `None`
+/// when it has neither.
+fn folder_tokenizer(dir: &Path) -> Result<Option<Gpt2Tokenizer>> {
     let tj = dir.join("tokenizer.json");
     if tj.is_file() {
-        return Gpt2Tokenizer::from_tokenizer_json(&tj);
+        return Gpt2Tokenizer::from_tokenizer_json(&tj).map(Some);
     }
     let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
     if vocab.is_file() && merges.is_file() {
-        return Gpt2Tokenizer::from_vocab_merges(&vocab, &merges);
+        return Gpt2Tokenizer::from_vocab_merges(&vocab, &merges).map(Some);
     }
-    Err(Error::ModelFormat(format!("{}: no tokenizer.json, and no vocab.json + merges.txt", dir.display())))
+    Ok(None)
+}
+
+/// The tokenizer of a checkpoint folder: `tokenizer.json`, else `vocab.json` + `merges.txt`.
+pub fn checkpoint_tokenizer(dir: &Path) -> Result<Gpt2Tokenizer> {
+    folder_tokenizer(dir)?
+        .ok_or_else(|| Error::ModelFormat(format!("{}: no tokenizer.json, and no vocab.json + merges.txt", dir.display())))
+}
+
+/// The tokenizer a conversion uses, in order: the `--tokenizer` folder when given (it must hold
+/// tokenizer files); the checkpoint's own files; else, when the config has GPT-2's vocabulary
+/// (50257 tokens, EOS 50256), the embedded GPT-2 tokenizer, said through `progress` (the published
+/// Promptist checkpoint ships only `config.json` and `pytorch_model.bin`; its demo loads GPT-2's
+/// tokenizer separately). Any other vocabulary without tokenizer files is an error.
+pub fn resolve_tokenizer(
+    checkpoint: &Path,
+    cfg: &Gpt2Config,
+    given: Option<&Path>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Gpt2Tokenizer> {
+    if let Some(dir) = given {
+        return checkpoint_tokenizer(dir);
+    }
+    if let Some(t) = folder_tokenizer(checkpoint)? {
+        return Ok(t);
+    }
+    if cfg.vocab_size == crate::text::gpt2::VOCAB_SIZE && cfg.eos_id() == crate::text::gpt2::EOS_ID {
+        progress(&format!(
+            "{} has no tokenizer files; its config has GPT-2's vocabulary ({} tokens, EOS {}), so the embedded GPT-2 tokenizer is used (--tokenizer DIR overrides)",
+            checkpoint.display(),
+            cfg.vocab_size,
+            cfg.eos_id()
+        ));
+        return Gpt2Tokenizer::embedded();
+    }
+    Err(Error::ModelFormat(format!(
+        "{}: no tokenizer.json, and no vocab.json + merges.txt; the config's vocabulary ({} tokens, EOS {}) is not GPT-2's, so the embedded GPT-2 tokenizer cannot stand in: pass --tokenizer DIR",
+        checkpoint.display(),
+        cfg.vocab_size,
+        cfg.eos_id()
+    )))
 }
 
 /// Convert the checkpoint folder `checkpoint` into a bundle at `out`; `progress` receives one line
@@ -78,7 +121,7 @@ pub fn convert_checkpoint(
         cfg.context(),
         cfg.vocab_size
     ));
-    let tokenizer = checkpoint_tokenizer(checkpoint)?;
+    let tokenizer = resolve_tokenizer(checkpoint, &cfg, opts.tokenizer.as_deref(), progress)?;
     if tokenizer.vocab_size() > cfg.vocab_size {
         return Err(Error::ModelFormat(format!(
             "the tokenizer has {} tokens but the model's vocab_size is {}",
@@ -131,46 +174,18 @@ pub fn convert_checkpoint(
         format!("GPT-2 policy converted from {}", checkpoint.display())
     };
     let mut bundle = BundleWriter::create(out, &name, &description, provenance)?;
-    let dir = bundle.component_dir(POLICY_COMPONENT)?;
-    let mut files = vec!["policy/model.onnx".to_string(), "policy/tokenizer.json".into(), "policy/config.json".into()];
-    let dtype = match (&model, &source_graph) {
+    let (graph, dtype) = match (&model, &source_graph) {
         (Some(model), _) => {
             progress("writing policy/model.onnx");
             let save = SaveOptions { external_threshold_bytes: opts.external_threshold_bytes };
-            let saved = save_model(model, &dir.join("model.onnx"), &save)?;
-            if saved.data_path.is_some() {
-                files.push("policy/model.onnx_data".into());
-            }
-            opts.dtype
+            (PolicyGraph::Built { model, save }, opts.dtype)
         }
-        (None, Some((src, g))) => {
-            let copy = |from: &Path, to: &str| {
-                std::fs::copy(from, dir.join(to)).map_err(|e| Error::io(format!("copying {}", from.display()), e))
-            };
-            copy(src, "model.onnx")?;
-            for f in &g.external_files {
-                copy(&checkpoint.join(f), f)?;
-                files.push(format!("policy/{f}"));
-            }
-            g.kv_dtype
-        }
+        (None, Some((src, g))) => (PolicyGraph::Copied { model: src, external: &g.external_files }, g.kv_dtype),
         (None, None) => return Err(Error::Internal("no graph to write".into())),
     };
+    write_policy(&mut bundle, graph, dtype, &tokenizer, &cfg, serde_json::Map::new())?;
     drop(model);
-    let write = |file: &str, text: &str| {
-        std::fs::write(dir.join(file), text).map_err(|e| Error::io(format!("writing {}", dir.join(file).display()), e))
-    };
-    write("tokenizer.json", &tokenizer.to_json()?)?;
-    write("config.json", &(cfg.to_json_pretty()? + "\n"))?;
-
-    let mut config = serde_json::to_value(&cfg).map_err(|e| Error::Internal(format!("config to JSON: {e}")))?;
-    let dtype_name = if dtype == DType::F16 { "float16" } else { "float32" };
-    if let Some(obj) = config.as_object_mut() {
-        obj.insert(ONNX_DTYPE_KEY.into(), dtype_name.into());
-    }
     progress("hashing files, writing promptist.json");
-    let files: Vec<&str> = files.iter().map(|s| s.as_str()).collect();
-    bundle.add_component(POLICY_COMPONENT, POLICY_KIND, config, &files)?;
     bundle.finish()
 }
 
@@ -199,8 +214,8 @@ mod tests {
         .unwrap();
         assert!(m.provenance.random_weights);
         assert!(m.provenance.source.starts_with("random seed 1"));
-        let pol = &m.components[POLICY_COMPONENT];
-        assert_eq!(pol.kind, POLICY_KIND);
+        let pol = &m.components[crate::bundle::POLICY];
+        assert_eq!(pol.kind, crate::bundle::POLICY_KIND);
         assert_eq!(pol.config[ONNX_DTYPE_KEY], "float32");
         assert_eq!(pol.files.len(), 4);
         assert!(!lines.is_empty());
@@ -219,8 +234,14 @@ mod tests {
         assert_eq!(e.code(), crate::Code::ModelFormat);
         assert!(e.to_string().contains("no weights found"), "{e}");
         std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ck.join("config.json")).unwrap()).unwrap();
+        cfg["vocab_size"] = 50300.into();
+        std::fs::write(ck.join("config.json"), cfg.to_string()).unwrap();
         let e = convert_checkpoint(&ck, &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
-        assert!(e.to_string().contains("tokenizer"), "{e}");
+        assert!(e.to_string().contains("--tokenizer DIR"), "{e}");
+        let opts = ConvertOptions { tokenizer: Some(dir.path().join("none")), ..Default::default() };
+        let e = convert_checkpoint(&ck, &out, &opts, &mut quiet).unwrap_err();
+        assert!(e.to_string().contains("no tokenizer.json"), "{e}");
         std::fs::remove_file(ck.join("config.json")).unwrap();
         let e = convert_checkpoint(&ck, &out, &ConvertOptions::default(), &mut quiet).unwrap_err();
         assert!(e.to_string().contains("config.json"), "{e}");

@@ -1,5 +1,9 @@
 //! The Hugging Face GPT-2 `config.json` (transformers `GPT2Config` field names and defaults), with
 //! the presets the project uses: `tiny` (tests) and `gpt2` (the 117M "gpt2" checkpoint's shape).
+//!
+//! This is the one reader of a GPT-2 config in the project: the converter, the bundle loader
+//! (`bundle::PolicyConfig`) and the decoder (`policy::Gpt2Dims`) all parse through
+//! [`Gpt2Config::from_value`] and so accept and reject the same files.
 
 use std::path::Path;
 
@@ -107,7 +111,13 @@ impl Gpt2Config {
 
     /// Parse `config.json` text and validate it.
     pub fn from_json(text: &str) -> Result<Self> {
-        let c: Self = serde_json::from_str(text).map_err(|e| Error::ModelFormat(format!("GPT-2 config.json: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::ModelFormat(format!("GPT-2 config.json is not valid JSON: {e}")))?;
+        Self::from_value(&v)
+    }
+    /// Parse a `config.json` value (e.g. a manifest's copy) and validate it.
+    pub fn from_value(v: &serde_json::Value) -> Result<Self> {
+        let c = Self::deserialize(v).map_err(|e| Error::ModelFormat(format!("GPT-2 config.json: {e}")))?;
         c.validate()?;
         Ok(c)
     }
@@ -120,7 +130,11 @@ impl Gpt2Config {
         serde_json::to_string_pretty(self).map_err(|e| Error::Internal(format!("serializing GPT-2 config: {e}")))
     }
 
-    /// The context length (`n_positions`, else `n_ctx`).
+    /// The end-of-text id (`eos_token_id`; GPT-2's 50256 when the config has none).
+    pub fn eos_id(&self) -> u32 {
+        self.eos_token_id.unwrap_or(crate::text::gpt2::EOS_ID)
+    }
+    /// The context length (`n_positions`, else `n_ctx`, else transformers' default 1024).
     pub fn context(&self) -> usize {
         self.n_positions.or(self.n_ctx).unwrap_or(1024)
     }
@@ -192,5 +206,20 @@ mod tests {
         c.activation_function = "relu".into();
         assert_eq!(c.validate().unwrap_err().code(), crate::Code::ModelFormat);
         assert!(Gpt2Config::preset("huge").is_err());
+        let mut v = serde_json::to_value(Gpt2Config::tiny()).unwrap();
+        v["eos_token_id"] = 60000.into();
+        let e = crate::bundle::PolicyConfig::from_json(&v, "t").unwrap_err();
+        assert!(e.to_string().contains("outside vocab_size"), "{e}");
+    }
+
+    #[test]
+    fn old_configs_with_only_n_ctx_are_read_alike_everywhere() {
+        let v = serde_json::json!({"n_ctx": 512, "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 50257});
+        let c = Gpt2Config::from_value(&v).unwrap();
+        assert_eq!(c.context(), 512);
+        let p = crate::bundle::PolicyConfig::from_json(&v, "test").unwrap();
+        assert_eq!((p.n_ctx, p.eos_token_id), (512, 50256));
+        let d = crate::policy::Gpt2Dims::from_config_json(&v.to_string()).unwrap();
+        assert_eq!((d.n_positions, d.head_dim), (512, 16));
     }
 }

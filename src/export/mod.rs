@@ -19,7 +19,7 @@ pub mod tiny;
 pub use convert::{convert_checkpoint, ConvertOptions};
 pub use tiny::{random_gpt2_weights, write_random_checkpoint, LmHead};
 
-// Stable Diffusion / CLIP / aesthetic graph builders (issue 3).
+// Stable Diffusion / CLIP / aesthetic graph builders.
 pub mod aesthetic;
 pub mod clip_open;
 pub mod clip_text;

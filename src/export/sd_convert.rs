@@ -5,12 +5,8 @@
 //! checkpoint, or random; the aesthetic head copied from its `.pth`/`.safetensors`. The CLIP BPE
 //! merges come from CLIP's `bpe_simple_vocab_16e6.txt.gz` (as `merges.txt`, transformers' layout).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::bundle::manifest::{Component, MANIFEST_FILE};
-use crate::bundle::read_manifest;
-use crate::bundle::writer::file_entry;
 use crate::diffusion::layout::*;
 use crate::export::clip_open::{infer_open_clip_config, is_open_clip, open_clip_to_hf};
 use crate::export::clip_text::{build_clip_text_encoder, build_clip_text_projection, SdExportOptions};
@@ -49,10 +45,11 @@ pub enum ClipSource {
 pub struct ScoreSources {
     pub sd: SdSource,
     pub clip: ClipSource,
-    /// The aesthetic head (`.pth` of the reference or `.safetensors`).
-    pub aesthetic: PathBuf,
-    /// CLIP's `bpe_simple_vocab_16e6.txt.gz`.
-    pub clip_bpe: PathBuf,
+    /// The aesthetic head (`.pth` of the reference or `.safetensors`); `None`: the embedded real
+    /// head (`reward::aesthetic::EMBEDDED_HEAD_PTH`).
+    pub aesthetic: Option<PathBuf>,
+    /// CLIP's `bpe_simple_vocab_16e6.txt.gz`; `None`: the embedded one (`text::clip::EMBEDDED_BPE_GZ`).
+    pub clip_bpe: Option<PathBuf>,
     pub export: SdExportOptions,
     /// The size of random weights (SdSource::Random / ClipSource::Random).
     pub random_init: RandomInit,
@@ -75,7 +72,7 @@ pub fn tiny_clip_config() -> ClipConfig {
     ClipConfig { text_config: tiny_text_config(), vision_config: vision, projection_dim: 768 }
 }
 
-/// The DPM-Solver++ scheduler config of SPEC section 3 (diffusers' names).
+/// The DPM-Solver++ scheduler config of docs/method.md §3 (diffusers' names).
 pub fn promptist_scheduler_config() -> serde_json::Value {
     serde_json::json!({
         "_class_name": "DPMSolverMultistepScheduler",
@@ -94,15 +91,11 @@ pub fn promptist_scheduler_config() -> serde_json::Value {
 }
 
 /// CLIP's merges as transformers' `merges.txt`: `#version: 0.2` then the 48894 merges used.
-pub fn merges_txt_from_bpe_gz(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::io(format!("decompressing {}", path.display()), e))?;
+pub fn merges_txt_from_bpe_gz(gz: &[u8], what: &str) -> Result<String> {
+    let text = crate::text::clip::gunzip_merges(gz, what)?;
     let lines: Vec<&str> = text.split('\n').skip(1).take(NUM_MERGES).collect();
     if lines.len() != NUM_MERGES {
-        return Err(Error::Tokenizer(format!("{}: {} merges, expected {NUM_MERGES}", path.display(), lines.len())));
+        return Err(Error::Tokenizer(format!("{what}: {} merges, expected {NUM_MERGES}", lines.len())));
     }
     Ok(format!("#version: 0.2\n{}\n", lines.join("\n")))
 }
@@ -275,36 +268,49 @@ fn clip_components(src: &ClipSource, root: &Path, opts: &SdExportOptions, init: 
 /// Write the score components into the bundle at `root` (which must already have a manifest)
 /// and register them in `promptist.json`. Returns the component names written.
 pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<String>> {
-    let mut manifest = read_manifest(root)?;
-    let merges = merges_txt_from_bpe_gz(&src.clip_bpe)?;
+    let mut bundle = crate::bundle::writer::BundleWriter::reopen(root)?;
+    let merges = match &src.clip_bpe {
+        Some(p) => merges_txt_from_bpe_gz(&std::fs::read(p).map_err(|e| Error::io(format!("opening {}", p.display()), e))?, &p.display().to_string())?,
+        None => merges_txt_from_bpe_gz(crate::text::clip::EMBEDDED_BPE_GZ, "the embedded CLIP merges")?,
+    };
     let mut written = sd_components(&src.sd, root, &merges, &src.export, src.random_init)?;
     let (clip_files, clip_cfg) = clip_components(&src.clip, root, &src.export, src.random_init)?;
     write(&root.join(CLIP_MERGES), merges.as_bytes())?;
     let mut cf = clip_files;
     cf.push(CLIP_MERGES.into());
     written.push((CLIP, cf, clip_cfg));
-    let aes_rel = if src.aesthetic.extension().is_some_and(|e| e == "safetensors") { AESTHETIC_SAFETENSORS } else { AESTHETIC_PTH };
-    // Check it loads before copying.
-    crate::reward::aesthetic::AestheticHead::from_file(&src.aesthetic)?;
+    let aes_rel = match &src.aesthetic {
+        Some(p) if p.extension().is_some_and(|e| e == "safetensors") => AESTHETIC_SAFETENSORS,
+        _ => AESTHETIC_PTH,
+    };
     let to = root.join(aes_rel);
-    if let Some(d) = to.parent() {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-    }
-    std::fs::copy(&src.aesthetic, &to).map_err(|e| Error::io(format!("copying {}", src.aesthetic.display()), e))?;
-    written.push((AESTHETIC, vec![aes_rel.into()], serde_json::json!({"source": src.aesthetic.display().to_string()})));
+    let source = match &src.aesthetic {
+        Some(p) => {
+            // Check it loads before copying.
+            crate::reward::aesthetic::AestheticHead::from_file(p)?;
+            if let Some(d) = to.parent() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+            }
+            std::fs::copy(p, &to).map_err(|e| Error::io(format!("copying {}", p.display()), e))?;
+            p.display().to_string()
+        }
+        None => {
+            write(&to, crate::reward::aesthetic::EMBEDDED_HEAD_PTH)?;
+            format!("embedded {}", crate::reward::aesthetic::EMBEDDED_HEAD_NAME)
+        }
+    };
+    written.push((AESTHETIC, vec![aes_rel.into()], serde_json::json!({"source": source})));
 
     let random_sd = matches!(src.sd, SdSource::Random { .. });
     let random_clip = matches!(src.clip, ClipSource::Random { .. });
     let mut names = Vec::new();
     for (name, files, config) in written {
-        let mut entries = std::collections::BTreeMap::new();
-        for rel in &files {
-            entries.insert(rel.clone(), file_entry(&root.join(rel))?);
-        }
-        manifest.components.insert(name.to_string(), Component { kind: kind_of(name).into(), config, files: entries });
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        bundle.add_component(name, kind_of(name), config, &files)?;
         names.push(name.to_string());
     }
     if random_sd || random_clip {
+        let manifest = bundle.manifest_mut();
         manifest.provenance.random_weights = true;
         let note = format!(
             " Score components: {} Stable Diffusion, {} scorer CLIP, the REAL LAION aesthetic head; with random image models the images and rewards are meaningless.",
@@ -313,9 +319,7 @@ pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<Strin
         );
         manifest.description.push_str(&note);
     }
-    let path = root.join(MANIFEST_FILE);
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(format!("serializing manifest: {e}")))?;
-    std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    bundle.finish()?;
     Ok(names)
 }
 
@@ -326,14 +330,9 @@ mod tests {
 
     #[test]
     fn merges_txt_builds_the_same_tokenizer_and_tiny_configs_validate() {
-        let shared = std::env::var("PROMPTIST_SHARED_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-        let gz = shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz");
-        assert!(gz.is_file(), "{} missing: set PROMPTIST_SHARED_DIR to the project's shared folder", gz.display());
-        let txt = merges_txt_from_bpe_gz(&gz).unwrap();
+        let txt = merges_txt_from_bpe_gz(crate::text::clip::EMBEDDED_BPE_GZ, "embedded").unwrap();
         assert!(txt.starts_with("#version: 0.2\n"));
-        let (a, b) = (ClipTokenizer::from_merges_text(&txt).unwrap(), ClipTokenizer::from_bpe_gz(&gz).unwrap());
+        let (a, b) = (ClipTokenizer::from_merges_text(&txt).unwrap(), ClipTokenizer::embedded().unwrap());
         for s in ["a photo of a cat", "Hello, World! 8k artstation", "über-détaillé"] {
             assert_eq!(a.tokenize_sd(s).unwrap(), b.tokenize_sd(s).unwrap());
         }

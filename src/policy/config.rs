@@ -1,4 +1,4 @@
-//! Decoding configuration; defaults are the Promptist reference demo (SPEC section 2).
+//! Decoding configuration; defaults are the Promptist reference demo (docs/method.md §2).
 
 /// How tokens are chosen.
 #[derive(Debug, Clone, PartialEq)]

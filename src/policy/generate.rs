@@ -18,7 +18,7 @@ pub struct Controls<'a> {
 }
 
 impl Controls<'_> {
-    /// GPT-2's ids: EOS = PAD = 50256 (SPEC section 1).
+    /// GPT-2's ids: EOS = PAD = 50256 (docs/method.md §1).
     pub fn gpt2() -> Self {
         Controls { eos_token_id: 50256, pad_token_id: 50256, min_new_tokens: 0, progress: None }
     }

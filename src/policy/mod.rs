@@ -1,5 +1,5 @@
 //! GPT-2 policy decoding (greedy, beam, diverse beam, sampling) over a causal LM; method per
-//! SPEC section 2 and transformers' `generate()` semantics (beam search: 5.23's `_beam_search`;
+//! docs/method.md §2 and transformers' `generate()` semantics (beam search: 5.23's `_beam_search`;
 //! diverse beam search: 4.53.3's `_group_beam_search`).
 //!
 //! Use: wrap a policy session in [`OnnxGpt2`] (it implements [`CausalLm`]), format the prompt

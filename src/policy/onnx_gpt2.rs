@@ -27,22 +27,14 @@ pub struct Gpt2Dims {
 }
 
 impl Gpt2Dims {
-    /// Read `n_layer`, `n_head`, `n_embd`, `vocab_size`, `n_positions` from a GPT-2 `config.json`.
+    /// The shape of a GPT-2 `config.json` (read by the one GPT-2 config reader,
+    /// [`crate::export::Gpt2Config`]).
     pub fn from_config_json(text: &str) -> Result<Self> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::ModelFormat(format!("GPT-2 config.json: {e}")))?;
-        let get = |k: &str| -> Result<usize> {
-            v.get(k)
-                .and_then(|x| x.as_u64())
-                .map(|x| x as usize)
-                .ok_or_else(|| Error::ModelFormat(format!("GPT-2 config.json lacks integer `{k}`")))
-        };
-        let n_embd = get("n_embd")?;
-        let n_head = get("n_head")?;
-        if n_head == 0 || n_embd % n_head != 0 {
-            return Err(Error::ModelFormat(format!("n_embd {n_embd} is not a multiple of n_head {n_head}")));
-        }
-        Ok(Gpt2Dims { n_layer: get("n_layer")?, n_head, head_dim: n_embd / n_head, vocab_size: get("vocab_size")?, n_positions: get("n_positions")? })
+        Ok(Self::from_config(&crate::export::Gpt2Config::from_json(text)?))
+    }
+    /// The shape of a parsed GPT-2 config.
+    pub fn from_config(c: &crate::export::Gpt2Config) -> Self {
+        Gpt2Dims { n_layer: c.n_layer, n_head: c.n_head, head_dim: c.head_dim(), vocab_size: c.vocab_size, n_positions: c.context() }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The Promptist text format (SPEC section 1): the model input is `source.strip() + " Rephrase:"`
+//! The Promptist text format (docs/method.md §1): the model input is `source.strip() + " Rephrase:"`
 //! with no BOS token; the output is the generated tokens only (sliced at the input length, never a
 //! string replace of the input), decoded and stripped.
 

@@ -3,11 +3,19 @@
 //! -> Linear(64,16) -> Linear(16,1) with no activations (dropout is inactive at inference), applied
 //! to the L2-normalised CLIP ViT-L/14 image embedding. Being affine, it folds into one dot product
 //! plus a bias; both evaluations are provided (f64) and agree.
+//!
+//! The real head is embedded ([`EMBEDDED_HEAD_PTH`], from `src/data/aesthetic/`, Apache-2.0), so a
+//! bundle can be given the reward's aesthetic term without any file (`docs/method.md` §3).
 
 use std::path::Path;
 
 use crate::weights::{read_weights_file, WeightMap};
 use crate::{Error, Result};
+
+/// The real head, `sac+logos+ava1-l14-linearMSE.pth` (provenance in `src/data/README.md`).
+pub static EMBEDDED_HEAD_PTH: &[u8] = include_bytes!("../data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
+/// The file name the embedded head is written under.
+pub const EMBEDDED_HEAD_NAME: &str = "sac+logos+ava1-l14-linearMSE.pth";
 
 /// State-dict layer indices of the five Linear layers (`layers.{i}.weight` / `.bias`).
 pub const LAYER_KEYS: [usize; 5] = [0, 2, 4, 6, 7];

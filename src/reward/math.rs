@@ -1,4 +1,4 @@
-//! The reward formula of SPEC section 3 (from the Promptist reference code, microsoft/LMOps
+//! The reward formula of docs/method.md §3 (from the Promptist reference code, microsoft/LMOps
 //! `promptist/diff_prompter/ppo_prompter.py`):
 //! `R(x, y) = mean_i [ A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0) ]`,
 //! `s_i = cos(CLIP_img(img_i(y)), CLIP_text(x))` (no logit scale). All in f64.
@@ -24,6 +24,25 @@ pub struct Reward {
     pub aesthetic_x: Vec<f64>,
     /// mean(aesthetic_y) - mean(aesthetic_x).
     pub aesthetic_gain: f64,
+}
+
+impl Reward {
+    /// mean(aesthetic_y): the candidate's mean aesthetic score (NaN without images).
+    pub fn mean_aesthetic_y(&self) -> f64 {
+        mean_or_nan(&self.aesthetic_y)
+    }
+    /// mean(aesthetic_x): the user prompt's mean aesthetic score (NaN without images).
+    pub fn mean_aesthetic_x(&self) -> f64 {
+        mean_or_nan(&self.aesthetic_x)
+    }
+}
+
+fn mean_or_nan(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 /// `min(20 * max(s, 0) - 5.6, 0)`.

@@ -1,4 +1,4 @@
-//! The Promptist reward (SPEC section 3): CLIP relevance against the original prompt plus the LAION
+//! The Promptist reward (docs/method.md §3): CLIP relevance against the original prompt plus the LAION
 //! aesthetic predictor's improvement over the original prompt's images; CLIP image preprocessing.
 
 pub mod aesthetic;
@@ -10,5 +10,5 @@ pub use math::{
     cosine_similarity, promptist_reward, relevance_term, reward_from_embeddings, Reward,
 };
 
-// The reward's models (issue 3).
+// The reward's models.
 pub mod scorer;

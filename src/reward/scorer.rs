@@ -1,4 +1,4 @@
-//! The reward's models (SPEC section 3): the scorer CLIP (OpenAI ViT-L/14 text and vision towers
+//! The reward's models (docs/method.md §3): the scorer CLIP (OpenAI ViT-L/14 text and vision towers
 //! with projections, fed open_clip's tokens and CLIP image preprocessing) and the LAION aesthetic
 //! head on the L2-normalised image embedding; the reward itself is `reward::math`.
 

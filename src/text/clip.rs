@@ -18,6 +18,9 @@
 //! well-formed text: NFC, curly quotes to straight, Latin ligatures (U+FB00..FB06) split, full-width
 //! ASCII and the ideographic space to ASCII, control characters removed. NOT implemented: ftfy's
 //! mojibake repair (text that was decoded with the wrong codec), which can differ on such input.
+//!
+//! The merges file is embedded ([`EMBEDDED_BPE_GZ`], from `src/data/clip/`, MIT), so
+//! [`ClipTokenizer::embedded`] needs no file.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -40,6 +43,18 @@ pub const NUM_MERGES: usize = 49152 - 256 - 2;
 pub const VOCAB_SIZE: usize = 49408;
 pub const START_OF_TEXT: &str = "<|startoftext|>";
 pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// CLIP's `bpe_simple_vocab_16e6.txt.gz` (`src/data/clip/`, provenance in `src/data/README.md`).
+pub static EMBEDDED_BPE_GZ: &[u8] = include_bytes!("../data/clip/bpe_simple_vocab_16e6.txt.gz");
+
+/// Decompress a CLIP merges file (`bpe_simple_vocab_16e6.txt.gz` format); `what` names it in errors.
+pub fn gunzip_merges(gz: &[u8], what: &str) -> Result<String> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Tokenizer(format!("decompressing {what}: {e}")))?;
+    Ok(text)
+}
 
 const PATTERN: &str = r"(?i)'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
@@ -217,14 +232,14 @@ pub fn clean(text: &str, mode: CleanMode) -> String {
 impl ClipTokenizer {
     /// Build from CLIP's gzipped merges file (`bpe_simple_vocab_16e6.txt.gz`).
     pub fn from_bpe_gz(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(file)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(format!("decompressing {}", path.display()), e))?;
-        Self::from_merges_text(&text)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))
+        let gz = std::fs::read(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let what = path.display().to_string();
+        Self::from_merges_text(&gunzip_merges(&gz, &what)?).map_err(|e| Error::Tokenizer(format!("{what}: {e}")))
+    }
+
+    /// The tokenizer of the embedded merges file ([`EMBEDDED_BPE_GZ`]).
+    pub fn embedded() -> Result<Self> {
+        Self::from_merges_text(&gunzip_merges(EMBEDDED_BPE_GZ, "the embedded CLIP merges")?)
     }
 
     /// Build from the decompressed merges text (header line, then one merge per line).

@@ -5,7 +5,7 @@
 //!
 //! The project's `tokenizer.json` is committed as `src/text/data/gpt2-tokenizer.json` and embedded
 //! in the library, so the GPT-2 tokenizer is always available without files. It is generated from
-//! the real vocabulary (`shared/data/gpt2`, MIT licence in `src/text/data/gpt2-LICENSE`) by
+//! the real vocabulary (`src/data/gpt2`, MIT licence and provenance there) by
 //! `cargo test --lib text::gpt2::tests::regenerate_embedded_tokenizer_json -- --ignored`.
 
 use std::path::Path;
@@ -158,23 +158,12 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// The real GPT-2 vocabulary: `PROMPTIST_GPT2_DIR`, else the first `shared/data/gpt2` found
-    /// in an ancestor of the crate folder.
+    /// The real GPT-2 vocabulary shipped in the repository.
     fn gpt2_dir() -> PathBuf {
-        if let Some(d) = std::env::var_os("PROMPTIST_GPT2_DIR") {
-            return PathBuf::from(d);
-        }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        for a in root.ancestors() {
-            let d = a.join("shared/data/gpt2");
-            if d.join("encoder.json").is_file() {
-                return d;
-            }
-        }
-        panic!("GPT-2 vocabulary not found: set PROMPTIST_GPT2_DIR to a folder with encoder.json and vocab.bpe")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/data/gpt2")
     }
 
-    fn from_shared() -> Gpt2Tokenizer {
+    fn from_vocabulary_files() -> Gpt2Tokenizer {
         let d = gpt2_dir();
         Gpt2Tokenizer::from_vocab_merges(&d.join("encoder.json"), &d.join("vocab.bpe")).unwrap()
     }
@@ -182,7 +171,7 @@ mod tests {
     #[test]
     #[ignore = "writes src/text/data/gpt2-tokenizer.json; run on purpose to regenerate it"]
     fn regenerate_embedded_tokenizer_json() {
-        let json = from_shared().to_json().unwrap();
+        let json = from_vocabulary_files().to_json().unwrap();
         let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/text/data/gpt2-tokenizer.json");
         std::fs::write(&out, json + "\n").unwrap();
         eprintln!("wrote {}", out.display());
@@ -190,7 +179,7 @@ mod tests {
 
     #[test]
     fn embedded_json_matches_the_vocabulary() {
-        let fresh = from_shared().to_json().unwrap() + "\n";
+        let fresh = from_vocabulary_files().to_json().unwrap() + "\n";
         assert!(
             fresh.as_bytes() == EMBEDDED_TOKENIZER_JSON,
             "src/text/data/gpt2-tokenizer.json is stale; regenerate it (see the module doc)"

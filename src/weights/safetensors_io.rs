@@ -1,5 +1,10 @@
-//! safetensors files (the Hugging Face format: JSON header + little-endian raw tensors) read through
-//! a memory map and the `safetensors` crate, converted to f32; written as f32 or f16.
+//! safetensors files (the Hugging Face format: an 8-byte little-endian header length, a JSON
+//! header of dtype / shape / byte offsets per tensor, then the raw little-endian tensors), read
+//! tensor by tensor with ordinary file reads and converted to f32; written as f32 or f16 with the
+//! `safetensors` crate.
+//!
+//! Reading does not memory-map the file: a mapped file that shrinks while it is read raises
+//! SIGBUS, which would kill the host process. With plain reads a short file is an error.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -7,7 +12,6 @@ use std::path::Path;
 
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 
 use super::{Tensor, WeightMap};
 use crate::{Error, Result};
@@ -19,21 +23,76 @@ pub enum StoreDtype {
     F16,
 }
 
+/// Largest JSON header accepted (the format's own reference reader uses the same 100 MB cap).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
 /// Read every tensor of a `.safetensors` file as f32 (F32, F16, BF16 and F64 are accepted).
+/// Every offset is checked against the file's size before anything is allocated from it.
 pub fn read_safetensors(path: &Path) -> Result<WeightMap> {
-    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    // SAFETY: the map is read-only and lives only inside this function; a file truncated by another
-    // process while we read it is the documented hazard of memmap2 and would at worst fail parsing.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-    let st = SafeTensors::deserialize(&mmap)
-        .map_err(|e| Error::ModelFormat(format!("{}: not a valid safetensors file: {e}", path.display())))?;
+    use std::io::{Read, Seek, SeekFrom};
+    let what = path.display();
+    let bad = |m: String| Error::ModelFormat(format!("{what}: not a valid safetensors file: {m}"));
+    let io = |e: std::io::Error| Error::io(format!("reading {what}"), e);
+    let mut file = File::open(path).map_err(|e| Error::io(format!("opening {what}"), e))?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut len8 = [0u8; 8];
+    file.read_exact(&mut len8).map_err(|_| bad(format!("{file_len} bytes, too short for the header length")))?;
+    let header_len = u64::from_le_bytes(len8);
+    if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
+        return Err(bad(format!("header length {header_len} does not fit the file's {file_len} bytes")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header JSON: {e}")))?;
+    let data_start = 8 + header_len;
+    let data_len = file_len - data_start;
     let mut map = WeightMap::new();
-    for (name, view) in st.iter() {
-        let data = to_f32(view.dtype(), view.data())
-            .map_err(|m| Error::ModelFormat(format!("{}: tensor {name}: {m}", path.display())))?;
-        map.insert(name, Tensor::new(view.shape().to_vec(), data)?);
+    for (name, v) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: HeaderEntry = serde_json::from_value(v.clone()).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let elem = match entry.dtype.as_str() {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            "F64" => 8,
+            other => return Err(bad(format!("tensor {name}: unsupported dtype {other} (expected F32, F16, BF16 or F64)"))),
+        };
+        let [begin, end] = entry.data_offsets;
+        let numel = entry.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("tensor {name}: shape overflows")))?;
+        if begin > end || end > data_len || numel.checked_mul(elem) != Some(end - begin) {
+            return Err(bad(format!(
+                "tensor {name}: bytes {begin}..{end} do not hold {numel} {} values inside the {data_len} data bytes",
+                entry.dtype
+            )));
+        }
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact((end - begin) as usize).map_err(|_| bad(format!("tensor {name}: {} bytes cannot be allocated", end - begin)))?;
+        file.seek(SeekFrom::Start(data_start + begin)).map_err(io)?;
+        (&mut file).take(end - begin).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 != end - begin {
+            return Err(bad(format!("tensor {name}: the file ended early (it shrank while being read?)")));
+        }
+        let dtype = match entry.dtype.as_str() {
+            "F32" => Dtype::F32,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            _ => Dtype::F64,
+        };
+        let data = to_f32(dtype, &bytes).map_err(|m| bad(format!("tensor {name}: {m}")))?;
+        let shape = entry.shape.iter().map(|&d| d as usize).collect();
+        map.insert(name.as_str(), Tensor::new(shape, data)?);
     }
     Ok(map)
+}
+
+/// One tensor of a safetensors header.
+#[derive(serde::Deserialize)]
+struct HeaderEntry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
 }
 
 fn to_f32(dtype: Dtype, bytes: &[u8]) -> std::result::Result<Vec<f32>, String> {
@@ -114,5 +173,30 @@ mod tests {
         let p = dir.path().join("bad.safetensors");
         std::fs::write(&p, b"not a safetensors file").unwrap();
         assert_eq!(read_safetensors(&p).unwrap_err().code(), crate::Code::ModelFormat);
+    }
+
+    #[test]
+    fn truncated_files_are_errors_not_signals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WeightMap::new();
+        w.insert("a", Tensor::new(vec![64, 64], vec![0.5; 4096]).unwrap());
+        let p = dir.path().join("m.safetensors");
+        write_safetensors(&w, &p, StoreDtype::F32, None).unwrap();
+        let full = std::fs::metadata(&p).unwrap().len();
+        // Every cut: inside the tensor data, inside the header, inside the length prefix, empty.
+        for keep in [full - 1, full - 4096, 100, 20, 9, 4, 0] {
+            let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.set_len(keep).unwrap();
+            drop(f);
+            let e = read_safetensors(&p).unwrap_err();
+            assert_eq!(e.code(), crate::Code::ModelFormat, "cut at {keep}: {e}");
+        }
+        // A header whose offsets point past the data.
+        let header = br#"{"a":{"dtype":"F32","shape":[1000000000,1000000000],"data_offsets":[0,4]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0; 4]);
+        std::fs::write(&p, bytes).unwrap();
+        assert!(read_safetensors(&p).unwrap_err().to_string().contains("do not hold"));
     }
 }

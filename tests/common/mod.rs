@@ -1,5 +1,5 @@
 //! Shared support of the integration tests (used as `mod common;`): locating the reference Python
-//! venv and the shared data, running the `tests/python/*.py` reference scripts, and reading their
+//! venv and the repository's data files, running the `tests/python/*.py` reference scripts, and reading their
 //! outputs. Anything missing is a test FAILURE with a message saying what to set, never a skip.
 #![allow(dead_code)]
 
@@ -22,22 +22,10 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// A file or folder of the shared data, `rel` relative to the shared folder (e.g.
-/// `data/gpt2`): `$var` when set (the path itself), else `$PROMPTIST_SHARED_DIR/rel`, else the
-/// first `shared/rel` that exists in a folder above the crate. It must exist.
-pub fn shared_path(var: &str, rel: &str) -> PathBuf {
-    let p = if let Some(p) = std::env::var_os(var) {
-        PathBuf::from(p)
-    } else if let Some(d) = std::env::var_os("PROMPTIST_SHARED_DIR") {
-        PathBuf::from(d).join(rel)
-    } else {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        root.ancestors()
-            .map(|a| a.join("shared").join(rel))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("{rel} not found in a `shared` folder above the crate; set {var} (its path) or PROMPTIST_SHARED_DIR (the shared folder)"))
-    };
-    assert!(p.exists(), "{} does not exist; set {var} (the path of {rel}) or PROMPTIST_SHARED_DIR (the shared folder)", p.display());
+/// A file or folder of the data shipped in the repository (`src/data/<rel>`, e.g. `gpt2`); it must exist.
+pub fn data_path(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/data").join(rel);
+    assert!(p.exists(), "{} does not exist (the repository's src/data/ is incomplete)", p.display());
     p
 }
 

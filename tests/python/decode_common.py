@@ -57,8 +57,8 @@ def tokenizer():
     if os.environ.get("PROMPTIST_GPT2_VOCAB"):
         d = pathlib.Path(os.environ["PROMPTIST_GPT2_VOCAB"])
     else:
-        from reference_env import shared_data
-        d = shared_data("gpt2")
+        from reference_env import repo_data
+        d = repo_data("gpt2")
     vocab = json.load(open(d / "encoder.json"))
     merges = [tuple(l.split()) for l in open(d / "vocab.bpe", encoding="utf-8").read().split("\n")[1:] if l.strip()]
     return GPT2TokenizerFast(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
@@ -67,7 +67,7 @@ def tokenizer():
 
 def prompt_ids(texts):
     tok = tokenizer()
-    # SPEC section 1: source.strip() + " Rephrase:", no BOS.
+    # docs/method.md §1: source.strip() + " Rephrase:", no BOS.
     ids = [tok(t.strip() + " Rephrase:")["input_ids"] for t in texts]
     assert all(i and EOS not in i for i in ids)
     return ids

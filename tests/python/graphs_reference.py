@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reference_env import promptist_bin, shared_data  # noqa: F401  (ref.promptist_bin in the tests)
+from reference_env import promptist_bin, repo_data  # noqa: F401  (ref.promptist_bin in the tests)
 
 REPO = Path(__file__).resolve().parents[2]
-AESTHETIC_PTH = shared_data("aesthetic/sac+logos+ava1-l14-linearMSE.pth")
+AESTHETIC_PTH = repo_data("aesthetic/sac+logos+ava1-l14-linearMSE.pth")
 
 
 def export(graph, out, *args, check=True):

@@ -24,18 +24,9 @@ def require(*packages):
         raise AssertionError(f"reference Python packages missing ({e}); use ~/.cache/promptist/venv/bin/python") from e
 
 
-def shared_data(rel):
-    """`data/<rel>` in the project's shared folder: PROMPTIST_SHARED_DIR, else the first `shared/`
-    above the repository that holds it (CI lays shared/ beside the clone)."""
-    tried = []
-    if os.environ.get("PROMPTIST_SHARED_DIR"):
-        p = Path(os.environ["PROMPTIST_SHARED_DIR"]) / "data" / rel
-        if p.exists():
-            return p
-        tried.append(p)
-    for a in REPO.parents:
-        p = a / "shared" / "data" / rel
-        if p.exists():
-            return p
-        tried.append(p)
-    raise AssertionError(f"shared data {rel} not found (set PROMPTIST_SHARED_DIR); tried: {', '.join(map(str, tried))}")
+def repo_data(rel):
+    """`src/data/<rel>`: the data files shipped in the repository (provenance in src/data/README.md)."""
+    p = REPO / "src" / "data" / rel
+    if not p.exists():
+        raise AssertionError(f"{p} does not exist (the repository's src/data/ is incomplete)")
+    return p

@@ -15,14 +15,8 @@ EOS = "<|endoftext|>"
 
 
 def gpt2_dir():
-    env = os.environ.get("PROMPTIST_GPT2_DIR")
-    if env:
-        return Path(env)
-    for a in Path(__file__).resolve().parents:
-        d = a / "shared" / "data" / "gpt2"
-        if (d / "encoder.json").is_file():
-            return d
-    raise SystemExit("GPT-2 vocabulary not found: set PROMPTIST_GPT2_DIR (encoder.json + vocab.bpe)")
+    """The GPT-2 vocabulary shipped in the repository (src/data/gpt2)."""
+    return Path(__file__).resolve().parents[2] / "src" / "data" / "gpt2"
 
 
 def reference_tokenizer(d=None):

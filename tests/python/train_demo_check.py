@@ -2,7 +2,7 @@
 promptist-train's demo-bundle test: prints one JSON line {"source", "output"} per source.
 
 python train_demo_check.py BUNDLE_DIR SOURCE...
-Input format as SPEC section 1: source.strip() + " Rephrase:", no BOS; stop at eos_token_id.
+Input format as docs/method.md §1: source.strip() + " Rephrase:", no BOS; stop at eos_token_id.
 """
 import json
 import sys

@@ -14,12 +14,6 @@ pub struct Bundles {
     pub policy_only: PathBuf,
 }
 
-/// The project's shared folder (PROMPTIST_SHARED_DIR, else the first `shared/` above the crate).
-pub fn shared() -> PathBuf {
-    let aesthetic = crate::common::shared_path("PROMPTIST_AESTHETIC_PTH", "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth");
-    aesthetic.ancestors().nth(3).map(Path::to_path_buf).unwrap_or(aesthetic)
-}
-
 pub use crate::common::ort_ready;
 
 pub fn bundles() -> &'static Bundles {
@@ -34,12 +28,11 @@ pub fn bundles() -> &'static Bundles {
         promptist::export::convert_checkpoint(&ck, &policy_only, &Default::default(), &mut |_| {}).unwrap();
         let score = dir.path().join("score");
         promptist::export::convert_checkpoint(&ck, &score, &Default::default(), &mut |_| {}).unwrap();
-        let shared = shared();
         let src = ScoreSources {
             sd: SdSource::Random { seed: 5, preset: "tiny".into() },
             clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
-            aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
-            clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
+            aesthetic: None,
+            clip_bpe: None,
             export: SdExportOptions::default(),
             random_init: Default::default(),
         };

@@ -21,7 +21,7 @@ pub struct PpoCommon {
     /// The reward's bundle: a promptist bundle with score components (SD, CLIP, aesthetic).
     #[arg(long)]
     score_bundle: PathBuf,
-    /// PPO config (JSON; missing fields take SPEC section 5's values).
+    /// PPO config (JSON; missing fields take docs/method.md §5's values).
     #[arg(long)]
     config: Option<PathBuf>,
     /// tch device for the policy: cpu, cuda, cuda:N.
@@ -146,7 +146,7 @@ pub struct PpoEvalArgs {
     /// Image seeds (comma list); the spread of their means is the seed noise.
     #[arg(long, default_value = "1,2,3,4,5")]
     seeds: String,
-    /// Inference decoding: beam search with these beams and length penalty (SPEC section 2).
+    /// Inference decoding: beam search with these beams and length penalty (docs/method.md §2).
     #[arg(long, default_value_t = 8)]
     beams: usize,
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]

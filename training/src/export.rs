@@ -8,10 +8,11 @@ use std::path::Path;
 
 use promptist::bundle::writer::BundleWriter;
 use promptist::bundle::{Manifest, Provenance};
-use promptist::export::convert::{checkpoint_tokenizer, ONNX_DTYPE_KEY, POLICY_COMPONENT, POLICY_KIND};
+use promptist::bundle::policy::{write_policy, PolicyGraph};
+use promptist::export::convert::checkpoint_tokenizer;
 use promptist::export::gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 use promptist::export::gpt2_config::Gpt2Config;
-use promptist::export::onnx::{save_model, DType, SaveOptions};
+use promptist::export::onnx::{DType, SaveOptions};
 
 use crate::error::{Result, TrainError};
 use crate::sft::checkpoint::SYNTHETIC_KEY;
@@ -71,21 +72,10 @@ pub fn export_bundle(checkpoint: &Path, out: &Path, opts: &ExportOptions) -> Res
         synthetic_training_data: synthetic,
     };
     let mut bundle = BundleWriter::create(out, &name, &description, provenance)?;
-    let dir = bundle.component_dir(POLICY_COMPONENT)?;
-    let saved = save_model(&model, &dir.join("model.onnx"), &SaveOptions { external_threshold_bytes: opts.external_threshold_bytes })?;
+    let save = SaveOptions { external_threshold_bytes: opts.external_threshold_bytes };
+    let mut extra = serde_json::Map::new();
+    extra.insert(TOKENIZER_VOCAB_KEY.into(), tok.vocab_size().into());
+    write_policy(&mut bundle, PolicyGraph::Built { model: &model, save }, opts.dtype, &tok, &cfg, extra)?;
     drop(model);
-    let write = |file: &str, text: &str| std::fs::write(dir.join(file), text).map_err(|e| TrainError::io(format!("writing {}", dir.join(file).display()), e));
-    write("tokenizer.json", &tok.to_json()?)?;
-    write("config.json", &(cfg.to_json_pretty()? + "\n"))?;
-    let mut files = vec!["policy/model.onnx", "policy/tokenizer.json", "policy/config.json"];
-    if saved.data_path.is_some() {
-        files.push("policy/model.onnx_data");
-    }
-    let mut config = serde_json::to_value(&cfg).map_err(|e| TrainError::Checkpoint(format!("config to JSON: {e}")))?;
-    if let Some(obj) = config.as_object_mut() {
-        obj.insert(ONNX_DTYPE_KEY.into(), (if opts.dtype == DType::F16 { "float16" } else { "float32" }).into());
-        obj.insert(TOKENIZER_VOCAB_KEY.into(), tok.vocab_size().into());
-    }
-    bundle.add_component(POLICY_COMPONENT, POLICY_KIND, config, &files)?;
     Ok(bundle.finish()?)
 }

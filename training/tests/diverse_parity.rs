@@ -1,4 +1,4 @@
-//! Issue 5's rollout proof: diverse beam search on the tch policy (the library's search through
+//! The PPO rollout proof: diverse beam search on the tch policy (the library's search through
 //! `TchLm`) returns the same sequences as (i) the library's ONNX decoder on the bundle exported from
 //! the same weights by the trainer's exporter and (ii) transformers 4.53.3
 //! `generate(num_beams=n, num_beam_groups=n, diversity_penalty=1.0, num_return_sequences=n,

@@ -21,7 +21,7 @@ use promptist_train::ppo::{train, PpoRun, StepMetrics};
 use tch::{Device, Kind};
 
 /// The small settings of these tests: 64x64 images, 3 SD steps, 8 beams, 16 prompts per step.
-/// beta is SPEC's 0.2 scaled by 0.01: the tiny random scorer's rewards of different rewrites of a
+/// beta is docs/method.md §3's 0.2 scaled by 0.01: the tiny random scorer's rewards of different rewrites of a
 /// prompt differ by about 0.01 (the real one's by about 1), and the KL-to-reward ratio is what
 /// shapes the update (advantages are whitened), so the same ratio needs a 100x smaller beta.
 fn small_cfg() -> PpoConfig {
@@ -211,7 +211,7 @@ fn ppo_update_raises_a_simple_text_reward() {
     let s = ppo_common::setup();
     let mut cfg = small_cfg();
     cfg.num_beams = 4;
-    cfg.beta = 0.2; // SPEC's: this reward varies by about 1 between rewrites, as the real one
+    cfg.beta = 0.2; // docs/method.md §3's: this reward varies by about 1 between rewrites, as the real one
     let tok = promptist::export::convert::checkpoint_tokenizer(&s.sft).unwrap();
     let eos = tok.eos_id() as i64;
     let promptist_train::ppo::value::FreshNetworks { reference, mut policy, mut value, policy_opt: mut popt, value_opt: mut vopt } =

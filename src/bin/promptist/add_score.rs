@@ -32,12 +32,11 @@ pub struct Args {
     /// config.json of the scorer CLIP (default: next to --clip).
     #[arg(long)]
     clip_config: Option<PathBuf>,
-    /// The aesthetic head (.pth or .safetensors). Default: data/aesthetic/ of the project's shared
-    /// folder (PROMPTIST_SHARED_DIR, else the first `shared/` found above the current directory).
+    /// The aesthetic head (.pth or .safetensors). Default: the real LAION head embedded in the
+    /// library (sac+logos+ava1-l14-linearMSE.pth).
     #[arg(long)]
     aesthetic: Option<PathBuf>,
-    /// CLIP's bpe_simple_vocab_16e6.txt.gz.
-    /// Default: data/clip/ of the project's shared folder (as --aesthetic).
+    /// CLIP's bpe_simple_vocab_16e6.txt.gz. Default: the copy embedded in the library.
     #[arg(long)]
     clip_bpe: Option<PathBuf>,
     /// Seed of random weights.
@@ -69,10 +68,8 @@ pub fn run(a: Args) -> Result<()> {
         (None, true) => return Err(Error::InvalidOptions("--clip is required with --diffusers / --optimum".into())),
     };
     let export = SdExportOptions { dtype: if a.dtype == "fp16" { DType::F16 } else { DType::F32 }, fused_attention: a.fused_attention };
-    let aesthetic = shared_file(a.aesthetic, "data/aesthetic/sac+logos+ava1-l14-linearMSE.pth", "--aesthetic")?;
-    let clip_bpe = shared_file(a.clip_bpe, "data/clip/bpe_simple_vocab_16e6.txt.gz", "--clip-bpe")?;
     let random_init = promptist::export::nn::RandomInit::parse(&a.init)?;
-    let src = ScoreSources { sd, clip, aesthetic, clip_bpe, export, random_init };
+    let src = ScoreSources { sd, clip, aesthetic: a.aesthetic, clip_bpe: a.clip_bpe, export, random_init };
     let random = matches!(src.sd, SdSource::Random { .. }) || matches!(src.clip, ClipSource::Random { .. });
     let names = add_score_components(&a.bundle, &src)?;
     eprintln!("add-score: wrote {} into {}", names.join(", "), a.bundle.display());
@@ -80,30 +77,4 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("add-score: NOTE the image models (SD and/or CLIP) have RANDOM weights: images and rewards are meaningless (the aesthetic head is the real one)");
     }
     Ok(())
-}
-
-/// The given path, else `rel` inside the project's shared folder: `PROMPTIST_SHARED_DIR`, else the
-/// first `shared/` holding it above the current directory; an error naming every place otherwise.
-fn shared_file(given: Option<PathBuf>, rel: &str, flag: &str) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p);
-    }
-    let mut tried = Vec::new();
-    if let Some(dir) = std::env::var_os("PROMPTIST_SHARED_DIR") {
-        let p = PathBuf::from(dir).join(rel);
-        if p.is_file() {
-            return Ok(p);
-        }
-        tried.push(p);
-    }
-    let cwd = std::env::current_dir().map_err(|e| Error::io("current directory", e))?;
-    for dir in cwd.ancestors() {
-        let p = dir.join("shared").join(rel);
-        if p.is_file() {
-            return Ok(p);
-        }
-        tried.push(p);
-    }
-    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-    Err(Error::InvalidOptions(format!("{flag} not given and {rel} not found; tried: {}", tried.join(", "))))
 }

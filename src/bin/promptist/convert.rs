@@ -28,6 +28,10 @@ pub struct Args {
     /// Attention ops: standard ONNX ops, or ONNX Runtime's fused com.microsoft.MultiHeadAttention.
     #[arg(long, value_parser = ["standard", "ort-mha"], default_value = "standard")]
     attention: String,
+    /// A folder with the tokenizer files (tokenizer.json, or vocab.json + merges.txt). Default: the
+    /// checkpoint's own; without any, a GPT-2-vocabulary checkpoint uses the embedded GPT-2 tokenizer.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
     /// Tensors of at least this many bytes go to model.onnx_data.
     #[arg(long, default_value_t = 1024)]
     external_threshold: usize,
@@ -47,6 +51,7 @@ pub fn run(a: Args) -> promptist::Result<()> {
         } else {
             AttentionImpl::Standard
         },
+        tokenizer: a.tokenizer,
     };
     let m = convert_checkpoint(&checkpoint, &a.out, &opts, &mut |s| eprintln!("convert: {s}"))?;
     if m.provenance.random_weights {

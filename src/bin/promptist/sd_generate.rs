@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use promptist::bundle::{Bundle, Checksums};
 use promptist::diffusion::layout::score_paths;
-use promptist::diffusion::pipeline::{no_progress, ImageJob, SdFiles, SdPipeline, SdSettings};
+use promptist::diffusion::pipeline::{no_progress, ImageJob, SdPipeline, SdSettings};
 use promptist::runtime::{Runtime, SessionOptions};
 use promptist::{Error, Result};
 
@@ -45,14 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     let bundle = Bundle::open(&a.bundle, Checksums::Skip)?;
     let p = score_paths(&bundle)?.ok_or_else(|| Error::NotInBundle("no SD components".into()))?;
     let rt = Runtime::get(None)?;
-    let files = SdFiles {
-        text_encoder: &p.text_encoder,
-        unet: &p.unet,
-        vae_decoder: &p.vae_decoder,
-        vae_config: p.vae_config.as_deref(),
-        merges: &p.tokenizer_merges,
-        scheduler_config: &p.scheduler_config,
-    };
+    let files = p.sd_files();
     let pipe = SdPipeline::load(&rt, &files, &SessionOptions::default())?;
     let s = SdSettings { width: a.width, height: a.height, steps: a.steps, guidance_scale: a.guidance, ..Default::default() };
     let jobs = [ImageJob { prompt: &a.prompt, seed: a.seed, first_index: 0, count: a.images }];

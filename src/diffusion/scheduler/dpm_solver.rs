@@ -6,7 +6,7 @@
 //! Other values are rejected at construction.
 //!
 //! With diffusers' class defaults (timestep_spacing `linspace`) and 20 steps the timesteps are
-//! `linspace(0, 999, 21).round()` reversed without its last element: exactly SPEC section 3.
+//! `linspace(0, 999, 21).round()` reversed without its last element: exactly docs/method.md §3.
 
 pub use super::common::{Prediction, Spacing};
 use super::common::{check_step, num_train_timesteps, timestep_index, train_alphas_cumprod};
@@ -100,7 +100,7 @@ impl DpmSolverSettings {
         })
     }
 
-    /// The Promptist reward's scheduler (SPEC section 3): SD 1.x betas (scaled_linear
+    /// The Promptist reward's scheduler (docs/method.md §3): SD 1.x betas (scaled_linear
     /// 0.00085..0.012, 1000 steps), order 2, midpoint, lower_order_final, linspace spacing.
     pub fn promptist() -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! Training data for supervised fine-tuning (SPEC section 4): reading JSONL / CSV / Parquet rows
+//! Training data for supervised fine-tuning (docs/method.md §4): reading JSONL / CSV / Parquet rows
 //! (read.rs), building the paper's four kinds of sources from engineered targets (sources.rs),
 //! and tokenising, checking and splitting them into train / validation examples (prepare.rs).
 //! Every row that cannot be used is reported with its file and row number (bad.rs).
@@ -38,7 +38,7 @@ pub struct Record {
     pub rephrase_target: Option<String>,
 }
 
-/// How a training source was made (SPEC section 4).
+/// How a training source was made (docs/method.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceKind {
     /// Given in the data.

@@ -1,6 +1,6 @@
 //! From files to tokenised train / validation examples: read every file, build the sources,
 //! tokenise `"{source} Rephrase:"` and `" {target}<|endoftext|>"` separately (the prompt part is
-//! exactly what the policy sees at inference, SPEC section 1), drop and report pairs longer than
+//! exactly what the policy sees at inference, docs/method.md §1), drop and report pairs longer than
 //! the context, split by target (all sources of one target on the same side) with a seeded
 //! shuffle, and print statistics to stderr.
 

@@ -1,4 +1,4 @@
-//! Sources built from engineered targets as the Promptist paper does (SPEC section 4):
+//! Sources built from engineered targets as the Promptist paper does (docs/method.md §4):
 //! (1) the main content with the modifiers trimmed, (2) the main content with some modifiers
 //! randomly removed and the rest shuffled, (3) a rephrasing of the main content and (4) a
 //! rephrasing of the whole target, the last two from columns or from a user-given external command;

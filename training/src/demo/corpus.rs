@@ -2,7 +2,7 @@
 //! lists by a seeded ChaCha8 generator. Each subject category has a preferred style (landscape ->
 //! matte painting, volumetric light; creature -> highly detailed digital painting; portrait ->
 //! sharp focus, artgerm-like tags; ...) drawn with modifiers from the Promptist paper's heuristic
-//! tag lists (SPEC section 6), so the mapping "plain subject -> engineered prompt" is learnable.
+//! tag lists (docs/method.md §6), so the mapping "plain subject -> engineered prompt" is learnable.
 //! The output is targets-only JSONL (`{"target": ..., "synthetic": true}`); the trainer builds the
 //! sources (main content, main content with modifiers dropped/shuffled) as for real data.
 
@@ -26,7 +26,7 @@ const PEOPLE_ADJ: &[&str] = &["young", "old", "beautiful", "smiling", "sad", "br
 const VEHICLES: &[&str] = &["car", "spaceship", "train", "ship", "robot", "airship", "motorcycle", "submarine"];
 const FUTURE: &[&str] = &["in a cyberpunk city", "in space", "on mars", "in a neon street", "in a futuristic city", "on an alien planet"];
 
-/// Style groups: (always-first modifiers, optional modifiers). SPEC section 6 tags included.
+/// Style groups: (always-first modifiers, optional modifiers). docs/method.md §6 tags included.
 const CREATURE_STYLE: (&[&str], &[&str]) = (
     &["highly detailed", "digital painting"],
     &["artstation", "concept art", "smooth", "sharp focus", "illustration", "intricate", "elegant", "art by greg rutkowski", "8 k"],

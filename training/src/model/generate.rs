@@ -1,5 +1,5 @@
 //! Greedy decoding with the tch model (no KV cache: the whole sequence is re-run each step), for
-//! checking a trained checkpoint from the trainer itself. The input format is SPEC section 1's:
+//! checking a trained checkpoint from the trainer itself. The input format is docs/method.md §1's:
 //! `source.strip() + " Rephrase:"`, no BOS; the output is the generated tokens only, decoded and
 //! stripped. The library's engine does the paper's beam search on the exported ONNX.
 

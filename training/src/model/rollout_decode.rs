@@ -1,9 +1,9 @@
 //! PPO rollouts by diverse beam search on the tch policy: the library's decoder
 //! (`promptist::policy::generate` with `Strategy::DiverseBeam`, transformers 4.53.3
 //! `_group_beam_search` semantics) driven through [`TchLm`], so the trainer and the library share
-//! one definition of the search. Inputs are SPEC section 1's `source.strip() + " Rephrase:"`
+//! one definition of the search. Inputs are docs/method.md §1's `source.strip() + " Rephrase:"`
 //! without BOS; EOS = PAD = the tokenizer's `<|endoftext|>`; all prompts run as one left-padded
-//! batch. Issue 5's defaults: beams = groups = returned sequences = 16, diversity penalty 1.0, no
+//! batch. The PPO rollout defaults (docs/method.md §5): beams = groups = returned sequences = 16, diversity penalty 1.0, no
 //! sampling; length penalty 1.0 and heuristic early stopping (transformers' defaults).
 
 use promptist::policy::config::{DecodingConfig, EarlyStopping, Strategy};
@@ -104,7 +104,7 @@ pub fn diverse_decode_ids(params: &Params, compute: Kind, prompts: &[Vec<u32>], 
         .collect())
 }
 
-/// The token ids of `source` in SPEC section 1's input format.
+/// The token ids of `source` in docs/method.md §1's input format.
 pub fn prompt_ids(tok: &Gpt2Tokenizer, source: &str) -> Result<Vec<u32>> {
     Ok(tok.encode(&promptist::policy::prompt::format_input(source)?)?)
 }
@@ -115,7 +115,7 @@ pub fn diverse_decode(params: &Params, compute: Kind, tok: &Gpt2Tokenizer, sourc
     diverse_decode_ids(params, compute, &prompts, tok.eos_id(), opts)
 }
 
-/// Issue 5's rollouts: per source, the generated ids of all `num_beams` returned sequences (best
+/// The PPO rollouts: per source, the generated ids of all `num_beams` returned sequences (best
 /// first), with `num_beams` groups, length penalty 1.0 and heuristic early stopping.
 pub fn diverse_rollouts(
     params: &Params,

@@ -1,6 +1,6 @@
 //! PPO options, read from a JSON config file whose every field is optional: the defaults are
-//! SPEC section 5's reference values (Promptist's `ppo_config_a100_coco_bsz256_kl0.2.yml` and the
-//! early trlx it vendors); the rollout and reward settings are SPEC sections 3 and 5's.
+//! docs/method.md §5's reference values (Promptist's `ppo_config_a100_coco_bsz256_kl0.2.yml` and the
+//! early trlx it vendors); the rollout and reward settings are docs/method.md §3 and §5.
 
 use std::path::Path;
 
@@ -42,7 +42,7 @@ pub struct PpoConfig {
     pub train_top_blocks: Option<usize>,
     /// Reward: images per prompt (2 in the code, 3 in the paper).
     pub images_per_prompt: usize,
-    /// SD settings of the reward images (SPEC: 512x512, 20 DPM-Solver++ steps, guidance 7.5).
+    /// SD settings of the reward images (docs/method.md §3: 512x512, 20 DPM-Solver++ steps, guidance 7.5).
     pub image_size: usize,
     pub sd_steps: usize,
     pub guidance_scale: f32,

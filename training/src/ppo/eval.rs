@@ -1,5 +1,5 @@
-//! Held-out evaluation of a policy (SPEC section 6): rewrite each prompt with the inference
-//! decoding (by default the reference demo's beam search, SPEC section 2), then score every
+//! Held-out evaluation of a policy (docs/method.md §6): rewrite each prompt with the inference
+//! decoding (by default the reference demo's beam search, docs/method.md §2), then score every
 //! (x, y) with the reward under several image seeds. The spread of the per-seed means is the
 //! seed noise a trained policy's gain is compared against.
 

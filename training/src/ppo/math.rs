@@ -1,4 +1,4 @@
-//! The PPO arithmetic of SPEC sections 3 and 5 (Schulman et al. 2017, GAE from Schulman et al.
+//! The PPO arithmetic of docs/method.md §3 and §5 (Schulman et al. 2017, GAE from Schulman et al.
 //! 2016, as the early trlx that Promptist's reference vendors computes it), over [batch, T]
 //! response-token tensors: per-token KL rewards with the prompt's reward placed at the first EOS,
 //! the response mask (tokens after the first EOS are masked), GAE, masked whitening and the clipped
@@ -25,7 +25,7 @@ pub fn effective_len(r: &[i64], eos: i64) -> usize {
     r.iter().position(|&t| t == eos).map_or(r.len(), |p| p + 1)
 }
 
-/// Per-token rewards [B, T] (SPEC section 3): every response token gets
+/// Per-token rewards [B, T] (docs/method.md §3): every response token gets
 /// `-beta * (logprob - ref_logprob)`; at the response's first EOS (or, when it has none, at its
 /// last token) that value is REPLACED by the prompt's reward `scores[b]`; tokens after it are 0.
 /// Returns the rewards and the per-token KL `logprob - ref_logprob` (masked).
@@ -107,7 +107,7 @@ pub struct Clip {
 
 /// The clipped policy loss `mean(max(-A r, -A clip(r, 1-e, 1+e)))` and the clipped value loss
 /// `0.5 * mean(max((V - R)^2, (V_clip - R)^2))` with `V_clip = old_V + clip(V - old_V, -c, c)`,
-/// means over the masked tokens; `loss = pg + vf_coef * vf` (SPEC section 5).
+/// means over the masked tokens; `loss = pg + vf_coef * vf` (docs/method.md §5).
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_losses(
     logprobs: &Tensor,

@@ -1,4 +1,4 @@
-//! PPO against the Promptist reward (SPEC sections 3 and 5; Hao et al., "Optimizing Prompts for
+//! PPO against the Promptist reward (docs/method.md §3 and §5; Hao et al., "Optimizing Prompts for
 //! Text-to-Image Generation", section 2.2): each step is three stages with plain data between them:
 //! a rollout (diverse beam search of the policy, one returned sequence picked per prompt), the
 //! reward (the library's scorer on SD images, x's baseline cached across steps) and the update

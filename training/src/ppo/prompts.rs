@@ -1,4 +1,4 @@
-//! RL prompts (SPEC section 5: DiffusionDB user inputs, COCO captions, ImageNet-21k labels): one
+//! RL prompts (docs/method.md §5: DiffusionDB user inputs, COCO captions, ImageNet-21k labels): one
 //! file per domain, mixed with weights. A domain is `PATH[:WEIGHT]`; `.txt` files hold one prompt
 //! per line, `.jsonl` / `.csv` / `.parquet` are read through the SFT data reader with the prompt in
 //! column "prompt" (or the `--prompt-col` given). Each batch draws its domains by weight and a

@@ -1,4 +1,4 @@
-//! The reward stage (SPEC section 3): R(x, y) from the library's own scorer, the code behind
+//! The reward stage (docs/method.md §3): R(x, y) from the library's own scorer, the code behind
 //! `promptist_score` (`Engine::score_pairs`): SD images of each y, CLIP relevance to x, aesthetic
 //! gain over x's images, every pair of a rollout batched together. x's baseline (its images'
 //! aesthetics and its CLIP text embedding) is cached in the engine across steps, since x's seeded

@@ -1,4 +1,4 @@
-//! The rollout stage (SPEC section 5): batched diverse beam search of the policy in tch (beams =
+//! The rollout stage (docs/method.md §5): batched diverse beam search of the policy in tch (beams =
 //! groups = returned sequences, Hamming diversity penalty, no sampling) through the library's own
 //! search (`promptist::policy::generate` over [`crate::model::lm::TchLm`]), `max_new_tokens` drawn
 //! uniformly from [min, max] per batch, and one of the returned sequences picked uniformly at

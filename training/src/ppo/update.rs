@@ -1,4 +1,4 @@
-//! The update stage (SPEC section 5): from a scored rollout, the experience (log-probabilities of
+//! The update stage (docs/method.md §5): from a scored rollout, the experience (log-probabilities of
 //! the chosen tokens under the rollout policy and the frozen SFT reference, the value network's
 //! estimates), the per-token KL rewards with R at the first EOS, GAE (returns before whitening,
 //! advantages whitened over the batch), then `ppo_epochs` epochs of one minibatch each (the whole

@@ -1,4 +1,4 @@
-//! The PPO networks of SPEC section 5: the value network is a separate GPT-2 initialised from the
+//! The PPO networks of docs/method.md §5: the value network is a separate GPT-2 initialised from the
 //! SFT checkpoint with a head `Linear(n_embd, 2*n_embd) -> ReLU -> Linear(2*n_embd, 1)` (named
 //! `v_head.0.*` / `v_head.2.*` as a torch `nn.Sequential`, default torch Linear init), and the
 //! policy may train only its top k blocks (the reference freezes the embeddings and the lower

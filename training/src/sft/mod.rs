@@ -1,4 +1,4 @@
-//! Supervised fine-tuning (SPEC section 4): teacher forcing on
+//! Supervised fine-tuning (docs/method.md §4): teacher forcing on
 //! `"{source} Rephrase: {target}<|endoftext|>"` with the loss on the target tokens only (mean over
 //! all target tokens of an optimizer batch, so gradient accumulation over micro-batches gives the
 //! same update as one big batch); AdamW with the paper's defaults; validation loss every
@@ -32,7 +32,7 @@ use checkpoint::{save_checkpoint, TrainerState};
 use optim::{grad_norm, scale_grads, AdamW, AdamWConfig};
 use progress::Progress;
 
-/// SFT options (defaults: the paper's, SPEC section 4).
+/// SFT options (defaults: the paper's, docs/method.md §4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SftConfig {
     pub adamw: AdamWConfig,

@@ -14,7 +14,7 @@ use crate::error::{Result, TrainError};
 use crate::model::params::{decays, from_tch, to_tch};
 use crate::model::Params;
 
-/// Hyper-parameters (defaults: the paper's SFT settings, SPEC section 4).
+/// Hyper-parameters (defaults: the paper's SFT settings, docs/method.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
     pub lr: f64,

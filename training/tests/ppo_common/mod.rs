@@ -1,7 +1,7 @@
 //! Shared by the PPO tests: a small SFT policy trained here on the synthetic demo corpus (2 layers,
 //! width 64, a 512-token BPE, 200 seeded steps, about 20 s) and a score bundle with tiny RANDOM
 //! SD / CLIP graphs and the real aesthetic head (the reward is the library's real scorer on them),
-//! made once per test binary. Needs ORT_DYLIB_PATH and ../shared/data (fails clearly without).
+//! made once per test binary. Needs ORT_DYLIB_PATH (fails clearly without).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -29,18 +29,6 @@ pub struct Setup {
     pub prompts_a: PathBuf,
     pub prompts_b: PathBuf,
     pub held_out: PathBuf,
-}
-
-/// The project's `shared/` folder: PROMPTIST_SHARED_DIR, else the first one above the crate.
-pub fn shared() -> PathBuf {
-    if let Some(d) = std::env::var_os("PROMPTIST_SHARED_DIR") {
-        return PathBuf::from(d);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    root.ancestors()
-        .map(|a| a.join("shared"))
-        .find(|p| p.join("data/aesthetic").is_dir())
-        .unwrap_or_else(|| panic!("no shared/data above {}; set PROMPTIST_SHARED_DIR", root.display()))
 }
 
 pub fn ort_ready() {
@@ -118,12 +106,11 @@ pub fn setup() -> &'static Setup {
         // Score bundle: the demo bundle plus tiny random SD / CLIP and the real aesthetic head.
         let bundle = d.join("score");
         copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/bundle"), &bundle);
-        let shared = shared();
         let src = ScoreSources {
             sd: SdSource::Random { seed: 5, preset: "tiny".into() },
             clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
-            aesthetic: shared.join("data/aesthetic/sac+logos+ava1-l14-linearMSE.pth"),
-            clip_bpe: shared.join("data/clip/bpe_simple_vocab_16e6.txt.gz"),
+            aesthetic: None,
+            clip_bpe: None,
             export: SdExportOptions::default(),
             random_init: promptist::export::nn::RandomInit::TorchDefault,
         };
