@@ -290,8 +290,8 @@ typedef struct {
     const int32_t *cancel_flag;
 } promptist_optimize_options;
 
-// Options of the score calls. Fill with `promptist_score_options_init` first (defaults = SPEC
-// section 3: 512x512, 20 steps, guidance 7.5, DPM-Solver++, 2 images per prompt, seed 0), then
+// Options of the score calls. Fill with `promptist_score_options_init` first (defaults =
+// docs/method.md §3: 512x512, 20 steps, guidance 7.5, DPM-Solver++, 2 images per prompt, seed 0), then
 // set fields.
 typedef struct {
     // `sizeof(promptist_score_options)` as the caller knows it; set by `_init`.
@@ -491,8 +491,8 @@ void promptist_optimize_result_free(promptist_optimize_result *result);
 // `options` is NULL or points to `struct_size` writable bytes.
 promptist_status promptist_score_options_init(promptist_score_options *options, size_t struct_size);
 
-// Score `candidate_prompt` as a rewrite of `user_prompt` with the Promptist reward (SPEC
-// section 3): `R = mean_i [A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0)]`,
+// Score `candidate_prompt` as a rewrite of `user_prompt` with the Promptist reward
+// (docs/method.md §3): `R = mean_i [A(img_i(y)) - mean_j A(img_j(x)) + min(20 * max(s_i, 0) - 5.6, 0)]`,
 // `s_i` the CLIP cosine of y's image i with x's text. Same as `promptist_score_many` with one
 // candidate.
 //

@@ -30,7 +30,12 @@ if [ -z "${ORT_DYLIB_PATH:-}" ]; then
   ORT_DYLIB_PATH="$(bash "$_root/tests/fetch-ort.sh")" || return 1
   export ORT_DYLIB_PATH
 fi
-# tch (training crate) builds against the venv's torch 2.11.0.
+# tch (training crate) builds against the venv's torch 2.11.0. Its lib/ folder is exported as
+# PROMPTIST_TORCH_LIB, not put on LD_LIBRARY_PATH: only the trainer's binaries and tests need it
+# there (tests/run.sh adds it for that stage alone), and torch's bundled libraries must not be what
+# ONNX Runtime or the C tests load. Running promptist-train by hand:
+#   LD_LIBRARY_PATH=$PROMPTIST_TORCH_LIB target/release/promptist-train ...
 export LIBTORCH_USE_PYTORCH=1
-export LD_LIBRARY_PATH="$("$PROMPTIST_PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+PROMPTIST_TORCH_LIB="$("$PROMPTIST_PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')" || return 1
+export PROMPTIST_TORCH_LIB
 unset _root _cache _py _key _tf4key

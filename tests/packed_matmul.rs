@@ -40,9 +40,10 @@ fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
 }
 
-fn skip() -> bool {
+/// True (and reported as a skip) when the CPU lacks AVX-512F.
+fn skip(test: &str) -> bool {
     if !packed_gemm::available() {
-        eprintln!("SKIPPED: this CPU lacks AVX-512F, so sessions never use the packed kernel");
+        common::skip(test, "this CPU lacks AVX-512F, so sessions never use the packed kernel");
         return true;
     }
     false
@@ -54,7 +55,7 @@ fn floats(v: &DynValue) -> Vec<f32> {
 
 #[test]
 fn gpt2_graph_packed_equals_onnx_runtime() {
-    if skip() {
+    if skip("packed_matmul::gpt2_graph_packed_equals_onnx_runtime") {
         return;
     }
     let rt = runtime();
@@ -102,7 +103,7 @@ fn gpt2_graph_packed_equals_onnx_runtime() {
 
 #[test]
 fn matmul_and_gemm_nodes_packed_equal_onnx_runtime() {
-    if skip() {
+    if skip("packed_matmul::matmul_and_gemm_nodes_packed_equal_onnx_runtime") {
         return;
     }
     let rt = runtime();
@@ -153,7 +154,7 @@ fn matmul_and_gemm_nodes_packed_equal_onnx_runtime() {
 /// (one beam step) and 1 row, packed vs ONNX Runtime: every element within 1e-5 * (1 + max |y|).
 #[test]
 fn gpt2_117m_shapes_packed_equal_onnx_runtime() {
-    if skip() {
+    if skip("packed_matmul::gpt2_117m_shapes_packed_equal_onnx_runtime") {
         return;
     }
     let rt = runtime();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot CUDA check of PPO and of optimize on CUDA on a GPU machine, run from
 # the repository root there after the ONNX Runtime GPU parts were staged into /tmp/ort-parts
-# (../shared/tools/stage-ort-gpu.sh) and the binaries copied to $BIN (default /tmp/gbin):
+# (training/stage_ort_gpu.sh) and the binaries copied to $BIN (default /tmp/gbin):
 #   promptist (release, stripped) and promptist-train (built here against torch 2.11.0).
 # It makes a random GPT-2 117M checkpoint (the "SFT" policy) and a bundle with REAL-SIZE random
 # SD 1.5 + CLIP ViT-L/14 graphs (fp16, the real aesthetic head), times `promptist optimize` on the

@@ -23,11 +23,6 @@ from typing import List, Optional
 
 ABI_VERSION = 1
 
-STATUS_NAMES = [
-    "OK", "NULL_ARGUMENT", "INVALID_UTF8", "INVALID_OPTIONS", "EMPTY_PROMPT", "PROMPT_TOO_LONG",
-    "BUNDLE_NOT_FOUND", "BUNDLE_INVALID", "BUNDLE_CHECKSUM", "RUNTIME_NOT_FOUND", "PROVIDER_UNAVAILABLE",
-    "INFERENCE", "TOKENIZER", "NOT_IN_BUNDLE", "CANCELLED", "IO", "MODEL_FORMAT", "INTERNAL",
-]
 PROVIDERS = {"cpu": 0, "cuda": 1, "auto": 2}
 CPU_MATMUL = {"packed": 0, "onnxruntime": 1}
 STRATEGIES = {"greedy": 0, "beam": 1, "diverse_beam": 2, "sample": 3}
@@ -77,7 +72,8 @@ class PromptistError(Exception):
 
     def __init__(self, code: int, message: str):
         self.code = code
-        self.name = STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else f"UNKNOWN({code})"
+        # The library's own name table (promptist_status_name): one list of statuses, in the header.
+        self.name = _status_name(code).decode()
         self.message = message
         super().__init__(f"[{self.name}] {message}")
 
@@ -121,6 +117,7 @@ _E = c_void_p  # opaque handles
 _version = _fn("promptist_version", c_char_p)
 _abi_version = _fn("promptist_abi_version", c_uint32)
 _error_code = _fn("promptist_error_code", c_int32, _E)
+_status_name = _fn("promptist_status_name", c_char_p, c_int32)
 _error_message = _fn("promptist_error_message", c_char_p, _E)
 _error_free = _fn("promptist_error_free", None, _E)
 _engine_options_init = _fn("promptist_engine_options_init", c_int32, POINTER(EngineOptions), c_size_t)

@@ -16,7 +16,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
 fail() { echo "tests/c/run.sh: FAIL: $*" >&2; exit 1; }
-[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library (see HELPERS/README: the onnxruntime 1.31.1 wheel's libonnxruntime.so.1.31.1)"
+[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library (tests/fetch-ort.sh prints it)"
 command -v cc >/dev/null || fail "no C compiler (cc)"
 if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then command -v valgrind >/dev/null || fail "valgrind not installed (apt-get install valgrind)"; fi
 

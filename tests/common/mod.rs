@@ -29,6 +29,17 @@ pub fn data_path(rel: &str) -> PathBuf {
     p
 }
 
+/// Report a test that cannot run on this machine: the reason goes to stderr and, when the test
+/// command set `PROMPTIST_SKIP_LOG`, into that file, so the run counts it as skipped, not passed.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED {test}: {reason}");
+    if let Some(p) = std::env::var_os("PROMPTIST_SKIP_LOG") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(p).expect("open PROMPTIST_SKIP_LOG");
+        writeln!(f, "{test}: {reason}").expect("write PROMPTIST_SKIP_LOG");
+    }
+}
+
 /// `tests/python/<name>`.
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn matches_f64_reference_every_element() {
         if !available() {
-            eprintln!("SKIPPED: this CPU lacks AVX-512F; the packed kernel is never used here");
+            crate::test_skip("packed_gemm::kernel::matches_f64_reference_every_element", "this CPU lacks AVX-512F; the packed kernel is never used here");
             return;
         }
         let mut checked = 0usize;
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn task_split_is_exact() {
         if !available() {
-            eprintln!("SKIPPED: this CPU lacks AVX-512F");
+            crate::test_skip("packed_gemm::kernel::task_split_is_exact", "this CPU lacks AVX-512F");
             return;
         }
         let (m, k, n) = (5, 48, 32 * 70 + 7);
