@@ -123,6 +123,7 @@ unsafe fn open(bundle: &Path) -> Result<*mut promptist_engine, String> {
 fn score(bundle: &Path, prompt: &str, candidate: &str) -> Result<(), String> {
     let x = CString::new(prompt).map_err(|e| e.to_string())?;
     let y = CString::new(candidate).map_err(|e| e.to_string())?;
+    // SAFETY: the pointers are valid: the engine from `open` and NUL-terminated CStrings that outlive the call.
     unsafe {
         let engine = open(bundle)?;
         let mut so: promptist_score_options = std::mem::zeroed();
@@ -155,6 +156,7 @@ fn score(bundle: &Path, prompt: &str, candidate: &str) -> Result<(), String> {
 fn optimize(bundle: &Path, prompt: &str) -> Result<String, String> {
     let text = CString::new(prompt).map_err(|e| e.to_string())?;
     let mut best = String::new();
+    // SAFETY: the pointers are valid: the engine from `open` and NUL-terminated CStrings that outlive the call.
     unsafe {
         let engine = open(bundle)?;
         let mut err: *mut promptist_error = ptr::null_mut();

@@ -233,8 +233,9 @@ typedef struct {
     int32_t device_id;
     // ONNX Runtime intra-op threads; 0 = ONNX Runtime's default. Default 0.
     uint32_t intra_op_threads;
-    // Non-zero skips the sha256 check of bundle files at open (the manifest and file presence are
-    // still checked). Default 0.
+    // Non-zero skips hashing the bundle's files at open. Still checked: the manifest, that every
+    // listed file exists inside the bundle, and each file's size (a file whose size differs from
+    // the manifest's is hashed after all and fails with BUNDLE_CHECKSUM). Default 0.
     int32_t skip_checksums;
     // A `promptist_cpu_matmul` value: how the policy's matrix products run on the CPU. Default
     // PACKED. (Added after the first version: a caller whose `struct_size` ends before it gets

@@ -34,7 +34,8 @@ pub struct EngineOptions {
     pub device_id: i32,
     /// ONNX Runtime intra-op threads (0 = ONNX Runtime's default).
     pub intra_op_threads: usize,
-    /// Verify every file's sha256 at load (on by default in `Engine::open`).
+    /// Skip hashing the bundle's files at load (off by default): the manifest, each file's
+    /// presence and each file's size are still checked (docs/bundle-format.md).
     pub skip_checksums: bool,
     /// Most x-baselines (user prompt's CLIP text embedding and image aesthetics) the score cache
     /// keeps; 0 disables it. Default [`BASELINE_CACHE_CAPACITY`]; a PPO run wants thousands.

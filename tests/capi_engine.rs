@@ -85,8 +85,11 @@ fn cpath(p: &Path) -> CString {
 /// Take an error object: its code and message (asserted non-empty), freeing it.
 fn take(err: *mut promptist_error) -> (promptist_status, String) {
     assert!(!err.is_null(), "expected an error object");
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let code = unsafe { promptist_error_code(err) };
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let msg = unsafe { CStr::from_ptr(promptist_error_message(err)) }.to_str().unwrap().to_string();
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     unsafe { promptist_error_free(err) };
     assert!(!msg.is_empty());
     (code, msg)
@@ -94,6 +97,7 @@ fn take(err: *mut promptist_error) -> (promptist_status, String) {
 
 fn open(path: &Path) -> Result<*mut promptist_engine, (promptist_status, String)> {
     let (mut e, mut err) = (null_mut(), null_mut());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let s = unsafe { promptist_engine_open(cpath(path).as_ptr(), null(), &mut e, &mut err) };
     if s == promptist_status::Ok {
         assert!(err.is_null() && !e.is_null());
@@ -107,24 +111,30 @@ fn open(path: &Path) -> Result<*mut promptist_engine, (promptist_status, String)
 }
 
 struct Engine(*mut promptist_engine);
+// SAFETY: test helper: the value is only moved across threads, never aliased mutably.
 unsafe impl Send for Engine {}
+// SAFETY: test helper: the value is only moved across threads, never aliased mutably.
 unsafe impl Sync for Engine {}
 impl Drop for Engine {
     fn drop(&mut self) {
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         unsafe { promptist_engine_free(self.0) };
     }
 }
 
 fn options() -> promptist_optimize_options {
     let mut o = std::mem::MaybeUninit::<promptist_optimize_options>::uninit();
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let s = unsafe { promptist_optimize_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_optimize_options>()) };
     assert_eq!(s, promptist_status::Ok);
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     unsafe { o.assume_init() }
 }
 
 fn optimize(e: &Engine, prompt: &[u8], o: Option<&promptist_optimize_options>) -> Result<Vec<(String, f32)>, (promptist_status, String)> {
     let prompt = CString::new(prompt).unwrap();
     let (mut r, mut err): (*mut promptist_optimize_result, _) = (null_mut(), null_mut());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let s = unsafe { promptist_optimize(e.0, prompt.as_ptr(), o.map_or(null(), |o| o as *const _), &mut r, &mut err) };
     if s != promptist_status::Ok {
         assert!(r.is_null());
@@ -132,8 +142,10 @@ fn optimize(e: &Engine, prompt: &[u8], o: Option<&promptist_optimize_options>) -
         assert_eq!(code, s);
         return Err((s, msg));
     }
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let n = unsafe { promptist_optimize_result_count(r) };
     let out = (0..n)
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         .map(|i| unsafe {
             (
                 CStr::from_ptr(promptist_optimize_result_text(r, i)).to_str().unwrap().to_string(),
@@ -141,8 +153,11 @@ fn optimize(e: &Engine, prompt: &[u8], o: Option<&promptist_optimize_options>) -
             )
         })
         .collect();
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert!(unsafe { promptist_optimize_result_random_weights(r) });
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert!(unsafe { promptist_optimize_result_text(r, n) }.is_null());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     unsafe { promptist_optimize_result_free(r) };
     Ok(out)
 }
@@ -156,6 +171,7 @@ fn small(o: &mut promptist_optimize_options) {
 #[test]
 fn open_and_optimize() {
     let e = Engine(open(&bundles().good).unwrap());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert!(unsafe { promptist_engine_policy_is_random(e.0) });
     let mut o = options();
     small(&mut o);
@@ -169,11 +185,14 @@ fn open_and_optimize() {
     o.seed = 99;
     let prompt = CString::new("a dog").unwrap();
     let (mut r, mut err) = (null_mut(), null_mut());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     let s = unsafe { promptist_optimize(e.0, prompt.as_ptr(), &o, &mut r, &mut err) };
     assert_eq!(s, promptist_status::Ok);
     let mut seed = 0u64;
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert!(unsafe { promptist_optimize_result_seed(r, &mut seed) });
     assert_eq!(seed, 99);
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     unsafe { promptist_optimize_result_free(r) };
 }
 
@@ -224,11 +243,14 @@ fn prompt_and_option_errors() {
     assert_eq!(code(b"a cat", Some(&o)), promptist_status::InvalidOptions);
     // NULL prompt / result / engine.
     let (mut r, mut err) = (null_mut(), null_mut());
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert_eq!(unsafe { promptist_optimize(e.0, null(), null(), &mut r, &mut err) }, promptist_status::NullArgument);
     take(err);
     let p = CString::new("a cat").unwrap();
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert_eq!(unsafe { promptist_optimize(e.0, p.as_ptr(), null(), null_mut(), &mut err) }, promptist_status::NullArgument);
     take(err);
+    // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
     assert_eq!(unsafe { promptist_optimize(null(), p.as_ptr(), null(), &mut r, &mut err) }, promptist_status::NullArgument);
     take(err);
 }
@@ -266,14 +288,18 @@ fn providers_cuda_is_never_a_silent_cpu_run() {
     let b = bundles();
     let open_with = |provider: promptist_provider| {
         let mut o = std::mem::MaybeUninit::<promptist_engine_options>::uninit();
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let s = unsafe { promptist_engine_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_engine_options>()) };
         assert_eq!(s, promptist_status::Ok);
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let mut o = unsafe { o.assume_init() };
         o.provider = provider as i32;
         let (mut e, mut err) = (null_mut(), null_mut());
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let s = unsafe { promptist_engine_open(cpath(&b.good).as_ptr(), &o, &mut e, &mut err) };
         if s == promptist_status::Ok {
             let engine = Engine(e);
+            // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
             Ok(unsafe { promptist_engine_provider(engine.0) })
         } else {
             Err(take(err))
@@ -306,12 +332,15 @@ fn cpu_matmul_option() {
     let b = bundles();
     let open_with = |f: &dyn Fn(&mut promptist_engine_options)| {
         let mut o = std::mem::MaybeUninit::<promptist_engine_options>::uninit();
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let s = unsafe { promptist_engine_options_init(o.as_mut_ptr(), std::mem::size_of::<promptist_engine_options>()) };
         assert_eq!(s, promptist_status::Ok);
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let mut o = unsafe { o.assume_init() };
         assert_eq!(o.cpu_matmul, promptist_cpu_matmul::Packed as i32, "the default");
         f(&mut o);
         let (mut e, mut err) = (null_mut(), null_mut());
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
         let s = unsafe { promptist_engine_open(cpath(&b.good).as_ptr(), &o, &mut e, &mut err) };
         if s == promptist_status::Ok {
             Ok(Engine(e))

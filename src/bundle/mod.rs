@@ -2,6 +2,7 @@
 //! (layout in docs/bundle-format.md); opening validates the manifest, files and checksums.
 
 pub mod checksum;
+pub mod layout;
 pub mod load;
 pub mod manifest;
 pub mod policy;

@@ -76,21 +76,27 @@ mod tests {
     #[test]
     fn panic_becomes_internal_with_message() {
         let mut err: *mut promptist_error = std::ptr::null_mut();
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { run_fallible(&mut err, || -> Result<()> { panic!("boom {}", 42) }) };
         assert_eq!(s, promptist_status::Internal);
         assert!(!err.is_null());
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { promptist_error_code(err) }, promptist_status::Internal);
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let msg = unsafe { std::ffi::CStr::from_ptr(promptist_error_message(err)) }.to_str().unwrap().to_string();
         assert!(msg.contains("boom 42"), "{msg}");
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         unsafe { promptist_error_free(err) };
     }
 
     #[test]
     fn error_out_cleared_on_success_and_optional() {
         let mut err: *mut promptist_error = std::ptr::dangling_mut::<promptist_error>();
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { run_fallible(&mut err, || Ok(())) };
         assert_eq!(s, promptist_status::Ok);
         assert!(err.is_null());
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { run_fallible(std::ptr::null_mut(), || Err(Error::EmptyPrompt)) };
         assert_eq!(s, promptist_status::EmptyPrompt);
     }

@@ -49,9 +49,11 @@ mod tests {
 
     #[test]
     fn null_and_bad_utf8() {
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let e = unsafe { str_arg(std::ptr::null(), "prompt") }.unwrap_err();
         assert_eq!(e.code(), crate::Code::NullArgument);
         let bad = b"\xff\xfe\0";
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let e = unsafe { str_arg(bad.as_ptr().cast(), "prompt") }.unwrap_err();
         assert_eq!(e.code(), crate::Code::InvalidUtf8);
     }

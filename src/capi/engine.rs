@@ -44,7 +44,9 @@ pub unsafe extern "C" fn promptist_engine_open(
     ffi_fallible!(error_out, {
         // SAFETY: per the contract (each helper checks for NULL).
         let slot = unsafe { handle::out_ptr(engine_out, "engine_out") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let path = unsafe { str_arg(bundle_path, "bundle_path") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let opts = unsafe { engine_options(options) }?;
         let engine = Engine::open(path, &opts)?;
         *slot = handle::into_raw(promptist_engine { engine });
@@ -94,8 +96,11 @@ pub unsafe extern "C" fn promptist_optimize(
     ffi_fallible!(error_out, {
         // SAFETY: per the contract (each helper checks for NULL).
         let slot = unsafe { handle::out_ptr(result_out, "result_out") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let engine = unsafe { handle::borrow(engine, "engine") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let (opts, callbacks) = unsafe { optimize_options(options) }?;
         let result = if callbacks.is_empty() {
             engine.engine.optimize(prompt, &opts)?

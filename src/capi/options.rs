@@ -30,8 +30,9 @@ pub struct promptist_engine_options {
     pub device_id: i32,
     /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default. Default 0.
     pub intra_op_threads: u32,
-    /// Non-zero skips the sha256 check of bundle files at open (the manifest and file presence are
-    /// still checked). Default 0.
+    /// Non-zero skips hashing the bundle's files at open. Still checked: the manifest, that every
+    /// listed file exists inside the bundle, and each file's size (a file whose size differs from
+    /// the manifest's is hashed after all and fails with BUNDLE_CHECKSUM). Default 0.
     pub skip_checksums: i32,
     /// A `promptist_cpu_matmul` value: how the policy's matrix products run on the CPU. Default
     /// PACKED. (Added after the first version: a caller whose `struct_size` ends before it gets
@@ -320,12 +321,16 @@ mod tests {
     #[test]
     fn defaults_match_the_core() {
         let mut o = std::mem::MaybeUninit::<promptist_optimize_options>::zeroed();
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { promptist_optimize_options_init(o.as_mut_ptr(), size_of::<promptist_optimize_options>()) };
         assert_eq!(s, promptist_status::Ok);
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let o = unsafe { o.assume_init() };
         assert_eq!(o.struct_size, size_of::<promptist_optimize_options>());
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let r = unsafe { optimize_options(&o) }.unwrap().0;
         assert_eq!(r.decoding, DecodingConfig::default());
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let r = unsafe { optimize_options(std::ptr::null()) }.unwrap().0;
         assert_eq!(r.decoding, DecodingConfig::default());
     }
@@ -334,6 +339,7 @@ mod tests {
     fn small_struct_size_rejected_larger_accepted() {
         let mut o = promptist_optimize_options::default();
         o.struct_size = 8;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { optimize_options(&o) }.unwrap_err().code(), crate::Code::InvalidOptions);
 
         // A "future" struct: ours followed by an unknown field.
@@ -346,6 +352,7 @@ mod tests {
         let mut f = Future { base: promptist_optimize_options::default(), extra: 7 };
         f.base.struct_size = size_of::<Future>();
         f.base.num_beams = 4;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let r = unsafe { optimize_options(&f.base) }.unwrap().0;
         assert!(matches!(r.decoding.strategy, Strategy::Beam { num_beams: 4, .. }));
     }
@@ -353,12 +360,15 @@ mod tests {
     #[test]
     fn init_never_writes_past_struct_size() {
         let mut buf = [0xAAu8; 256];
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { promptist_engine_options_init(buf.as_mut_ptr().cast(), 200) };
         assert_eq!(s, promptist_status::Ok);
         let n = size_of::<promptist_engine_options>();
         assert!(buf[n..].iter().all(|b| *b == 0xAA));
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { promptist_engine_options_init(buf.as_mut_ptr().cast(), 4) };
         assert_eq!(s, promptist_status::InvalidOptions);
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let s = unsafe { promptist_engine_options_init(std::ptr::null_mut(), n) };
         assert_eq!(s, promptist_status::NullArgument);
     }
@@ -367,9 +377,11 @@ mod tests {
     fn unknown_enum_values_rejected() {
         let mut o = promptist_optimize_options::default();
         o.strategy = 42;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { optimize_options(&o) }.unwrap_err().code(), crate::Code::InvalidOptions);
         let mut e = promptist_engine_options::default();
         e.provider = -1;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { engine_options(&e) }.unwrap_err().code(), crate::Code::InvalidOptions);
     }
 }

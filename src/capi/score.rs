@@ -177,7 +177,9 @@ pub unsafe extern "C" fn promptist_score_many(
     ffi_fallible!(error_out, {
         // SAFETY: per the contract (each helper checks for NULL).
         let slot = unsafe { handle::out_ptr(result_out, "result_out") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let engine = unsafe { handle::borrow(engine, "engine") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let user = unsafe { str_arg(user_prompt, "user_prompt") }?;
         if candidates.is_null() {
             return Err(Error::NullArgument { what: "candidates" });
@@ -189,8 +191,10 @@ pub unsafe extern "C" fn promptist_score_many(
         for i in 0..count {
             // SAFETY: `candidates` has `count` entries per the contract.
             let p = unsafe { candidates.add(i).read() };
+            // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
             cands.push(unsafe { str_arg(p, "candidate prompt") }?);
         }
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let (opts, cb) = unsafe { score_options(options) }?;
         let r = cb.run(|p| engine.engine.score_many(user, &cands, &opts, p))?;
         *slot = handle::into_raw(promptist_score_result::new(r));
@@ -219,9 +223,13 @@ pub unsafe extern "C" fn promptist_best_of_n(
     ffi_fallible!(error_out, {
         // SAFETY: per the contract.
         let slot = unsafe { handle::out_ptr(result_out, "result_out") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let engine = unsafe { handle::borrow(engine, "engine") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let prompt = unsafe { str_arg(prompt, "prompt") }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let (oo, _) = unsafe { optimize_options(optimize_options_in) }?;
+        // SAFETY: as stated above: the arguments are NULL or valid under this function's documented contract.
         let (so, cb) = unsafe { score_options(options) }?;
         let r = cb.run(|p| engine.engine.optimize_best_of_n(prompt, &oo, &so, p))?;
         *slot = handle::into_raw(promptist_score_result::new(r.scores));
@@ -235,6 +243,7 @@ pub unsafe extern "C" fn promptist_best_of_n(
 /// `engine` is NULL or a live engine.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_engine_can_score(engine: *const promptist_engine) -> bool {
+    // SAFETY: the arguments are NULL or valid under this function's documented contract.
     ffi_infallible!(false, { unsafe { handle::borrow_opt(engine) }.is_some_and(|e| e.engine.can_score()) })
 }
 
@@ -245,16 +254,22 @@ mod tests {
     #[test]
     fn defaults_and_bad_values() {
         let mut o = std::mem::MaybeUninit::<promptist_score_options>::zeroed();
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { promptist_score_options_init(o.as_mut_ptr(), size_of::<promptist_score_options>()) }, promptist_status::Ok);
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let o = unsafe { o.assume_init() };
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let (r, _) = unsafe { score_options(&o) }.unwrap();
         assert_eq!(r, ScoreOptions::default());
         let mut bad = o;
         bad.scheduler = 7;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { score_options(&bad) }.unwrap_err().code(), crate::Code::InvalidOptions);
         bad = o;
         bad.struct_size = 8;
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { score_options(&bad) }.unwrap_err().code(), crate::Code::InvalidOptions);
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         assert_eq!(unsafe { promptist_score_options_init(std::ptr::null_mut(), 64) }, promptist_status::NullArgument);
     }
 }

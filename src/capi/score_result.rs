@@ -38,6 +38,7 @@ unsafe fn get<'a>(r: *const promptist_score_result) -> Option<&'a promptist_scor
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_count(result: *const promptist_score_result) -> usize {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(0, { unsafe { get(result) }.map_or(0, |r| r.inner.candidates.len()) })
 }
 
@@ -47,6 +48,7 @@ pub unsafe extern "C" fn promptist_score_result_count(result: *const promptist_s
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_images_per_prompt(result: *const promptist_score_result) -> usize {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(0, { unsafe { get(result) }.map_or(0, |r| r.inner.images_per_prompt) })
 }
 
@@ -58,6 +60,7 @@ pub unsafe extern "C" fn promptist_score_result_images_per_prompt(result: *const
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_prompt(result: *const promptist_score_result, index: usize) -> *const c_char {
     ffi_infallible!(std::ptr::null(), {
+        // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
         unsafe { get(result) }.and_then(|r| r.texts.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
     })
 }
@@ -68,6 +71,7 @@ pub unsafe extern "C" fn promptist_score_result_prompt(result: *const promptist_
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_reward(result: *const promptist_score_result, index: usize) -> f64 {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).map_or(f64::NAN, |c| c.reward.reward) })
 }
 
@@ -77,6 +81,7 @@ pub unsafe extern "C" fn promptist_score_result_reward(result: *const promptist_
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_relevance(result: *const promptist_score_result, index: usize) -> f64 {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).map_or(f64::NAN, |c| c.reward.relevance) })
 }
 
@@ -86,6 +91,7 @@ pub unsafe extern "C" fn promptist_score_result_relevance(result: *const prompti
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_aesthetic(result: *const promptist_score_result, index: usize) -> f64 {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).map_or(f64::NAN, |c| c.reward.mean_aesthetic_y()) })
 }
 
@@ -95,6 +101,7 @@ pub unsafe extern "C" fn promptist_score_result_aesthetic(result: *const prompti
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_user_aesthetic(result: *const promptist_score_result) -> f64 {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(f64::NAN, { unsafe { get(result) }.and_then(|r| r.inner.candidates.first()).map_or(f64::NAN, |c| c.reward.mean_aesthetic_x()) })
 }
 
@@ -106,6 +113,7 @@ pub unsafe extern "C" fn promptist_score_result_user_aesthetic(result: *const pr
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_similarity(result: *const promptist_score_result, index: usize, image: usize) -> f64 {
     ffi_infallible!(f64::NAN, {
+        // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
         unsafe { get(result) }
             .and_then(|r| r.inner.candidates.get(index))
             .and_then(|c| c.reward.similarity.get(image).copied())
@@ -120,6 +128,7 @@ pub unsafe extern "C" fn promptist_score_result_similarity(result: *const prompt
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_image_aesthetic(result: *const promptist_score_result, index: usize, image: usize) -> f64 {
     ffi_infallible!(f64::NAN, {
+        // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
         unsafe { get(result) }
             .and_then(|r| r.inner.candidates.get(index))
             .and_then(|c| c.reward.aesthetic_y.get(image).copied())
@@ -133,6 +142,7 @@ pub unsafe extern "C" fn promptist_score_result_image_aesthetic(result: *const p
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_seed(result: *const promptist_score_result) -> u64 {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(0, { unsafe { get(result) }.map_or(0, |r| r.inner.seed) })
 }
 
@@ -142,6 +152,7 @@ pub unsafe extern "C" fn promptist_score_result_seed(result: *const promptist_sc
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_provider(result: *const promptist_score_result) -> promptist_provider {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(promptist_provider::Cpu, { unsafe { get(result) }.map_or(promptist_provider::Cpu, |r| promptist_provider::from(r.inner.provider)) })
 }
 
@@ -151,6 +162,7 @@ pub unsafe extern "C" fn promptist_score_result_provider(result: *const promptis
 /// `result` is NULL or a live result.
 #[no_mangle]
 pub unsafe extern "C" fn promptist_score_result_random_weights(result: *const promptist_score_result) -> bool {
+    // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
     ffi_infallible!(false, { unsafe { get(result) }.is_some_and(|r| r.inner.random_weights) })
 }
 
@@ -186,6 +198,7 @@ pub unsafe extern "C" fn promptist_score_result_image(
     height: *mut u32,
 ) -> *const u8 {
     ffi_infallible!(std::ptr::null(), {
+        // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
         let img = unsafe { get(result) }.and_then(|r| r.inner.candidates.get(index)).and_then(|c| c.images.get(image));
         image_out(img, width, height)
     })
@@ -203,6 +216,7 @@ pub unsafe extern "C" fn promptist_score_result_user_image(
     height: *mut u32,
 ) -> *const u8 {
     ffi_infallible!(std::ptr::null(), {
+        // SAFETY: `result` is NULL or a live result (this function's documented contract); `get` checks for NULL.
         let img = unsafe { get(result) }.and_then(|r| r.inner.user_images.get(image));
         image_out(img, width, height)
     })

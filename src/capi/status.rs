@@ -230,6 +230,7 @@ mod tests {
             let name = unsafe { CStr::from_ptr(promptist_status_name(c.as_i32())) };
             assert_eq!(name.to_str().unwrap(), c.name());
         }
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let unknown = unsafe { CStr::from_ptr(promptist_status_name(999)) };
         assert_eq!(unknown.to_str().unwrap(), "UNKNOWN");
     }
@@ -238,6 +239,7 @@ mod tests {
     fn provider_names() {
         for (k, n) in [(ProviderKind::Cpu, "cpu"), (ProviderKind::Cuda, "cuda")] {
             let v = promptist_provider::from(k) as i32;
+            // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
             let name = unsafe { CStr::from_ptr(promptist_provider_name(v)) };
             assert_eq!(name.to_str().unwrap(), n);
             assert_eq!(k.name(), n);

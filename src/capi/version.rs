@@ -37,6 +37,7 @@ mod tests {
         assert_eq!(PROMPTIST_VERSION_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
         assert_eq!(PROMPTIST_VERSION_MINOR.to_string(), env!("CARGO_PKG_VERSION_MINOR"));
         assert_eq!(PROMPTIST_VERSION_PATCH.to_string(), env!("CARGO_PKG_VERSION_PATCH"));
+        // SAFETY: test code: every pointer passed is NULL on purpose or valid and owned by this test.
         let v = unsafe { std::ffi::CStr::from_ptr(promptist_version()) };
         assert_eq!(v.to_str().unwrap(), crate::VERSION);
         assert_eq!(promptist_abi_version(), PROMPTIST_ABI_VERSION);

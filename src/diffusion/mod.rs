@@ -7,6 +7,4 @@ pub mod postprocess;
 pub mod scheduler;
 
 // The text-to-image pipeline and its bundle layout.
-pub mod graph;
-pub mod layout;
 pub mod pipeline;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::diffusion::graph::{Feed, Graph};
+use crate::runtime::graph::{Feed, Graph};
 use crate::diffusion::guidance::classifier_free_guidance;
 use crate::diffusion::latents::{initial_latents, LATENT_CHANNELS, SD1_VAE_SCALE};
 use crate::diffusion::postprocess;
@@ -396,7 +396,7 @@ impl SdPipeline {
     }
 
     /// `last_hidden_state` of the SD text encoder for `texts` (`[len, 77, dim]`).
-    fn encode(&self, texts: &[&str]) -> Result<crate::diffusion::graph::Output> {
+    fn encode(&self, texts: &[&str]) -> Result<crate::runtime::graph::Output> {
         let mut ids = Vec::with_capacity(texts.len() * 77);
         for t in texts {
             ids.extend(self.tokenizer.tokenize_sd(t)?.into_iter().map(i64::from));

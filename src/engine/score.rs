@@ -8,7 +8,7 @@ use super::baseline_cache::BaselineCache;
 use super::validate::check_prompt_text;
 use super::{Candidate, Engine, OptimizeOptions, OptimizeResult};
 use crate::bundle::Bundle;
-use crate::diffusion::layout::score_paths;
+use crate::bundle::layout::score_paths;
 use crate::diffusion::pipeline::{Image, Progress, SdPipeline, SdSettings};
 use crate::error::{Error, Result};
 use crate::reward::math::Reward;

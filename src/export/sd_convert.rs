@@ -1,4 +1,4 @@
-//! Adding the score components to a bundle (layout in `diffusion::layout`): Stable Diffusion from
+//! Adding the score components to a bundle (layout in `bundle::layout`): Stable Diffusion from
 //! a diffusers folder (`text_encoder/`, `unet/`, `vae/` with safetensors or `.bin` weights and
 //! config.json, `scheduler/`), from an optimum ONNX export (copied unchanged), or seeded random
 //! weights (tiny or SD 1.5 shapes); the scorer CLIP from a transformers `CLIPModel` or open_clip
@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diffusion::layout::*;
+use crate::bundle::layout::*;
 use crate::export::clip_open::{infer_open_clip_config, is_open_clip, open_clip_to_hf};
 use crate::export::clip_text::{build_clip_text_encoder, build_clip_text_projection, SdExportOptions};
 use crate::export::clip_vision::build_clip_vision_projection;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::diffusion::graph::{Feed, Graph};
+use crate::runtime::graph::{Feed, Graph};
 use crate::diffusion::pipeline::{report, Image, Progress, Stage};
 use crate::reward::aesthetic::AestheticHead;
 use crate::reward::preprocess::{clip_preprocess, CLIP_IMAGE_SIZE};

@@ -246,6 +246,7 @@ fn load(explicit: Option<&Path>) -> Result<LibraryInfo> {
 #[cfg(unix)]
 pub fn own_library_dir() -> std::result::Result<PathBuf, String> {
     use std::os::unix::ffi::OsStrExt;
+    // SAFETY: libc::Dl_info is plain C data (pointers and integers) for which all-zero bytes are a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let addr = own_library_dir as fn() -> std::result::Result<PathBuf, String> as *const libc::c_void;
     // SAFETY: dladdr only reads the address and fills `info`.
@@ -298,6 +299,7 @@ fn loaded_version_and_file(path: &Path) -> (String, Option<PathBuf>) {
                 (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v).to_string_lossy().into_owned())
             }
         };
+        // SAFETY: libc::Dl_info is plain C data (pointers and integers) for which all-zero bytes are a valid value.
         let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
         // SAFETY: dladdr only reads the address and fills `info`.
         let resolved = if unsafe { libc::dladdr(sym, &mut info) } != 0 && !info.dli_fname.is_null() {

@@ -177,8 +177,9 @@ fn resolve(model: &Path, config: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
 
 /// User + system CPU seconds of this process so far (getrusage).
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass.
+    // SAFETY: libc::rusage is plain C data for which all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct we pass, which lives for the call.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
         return f64::NAN;
     }

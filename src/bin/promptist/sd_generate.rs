@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use promptist::bundle::{Bundle, Checksums};
-use promptist::diffusion::layout::score_paths;
+use promptist::bundle::layout::score_paths;
 use promptist::diffusion::pipeline::{no_progress, ImageJob, SdPipeline, SdSettings};
 use promptist::runtime::{Runtime, SessionOptions};
 use promptist::{Error, Result};

@@ -38,6 +38,7 @@ pub fn sequential(total: usize, f: &(dyn Fn(usize) + Sync + Send)) -> Result<()>
 struct SendPtr(*mut f32);
 // SAFETY: tasks write disjoint column ranges of `y` (see `matmul`).
 unsafe impl Send for SendPtr {}
+// SAFETY: shared between tasks only to write disjoint column ranges of `y` (see `matmul`).
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {

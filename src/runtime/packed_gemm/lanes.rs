@@ -27,6 +27,7 @@ pub(crate) struct Lanes {
 
 // SAFETY: `Lanes` owns its memory like a `Vec<Lane16>`.
 unsafe impl Send for Lanes {}
+// SAFETY: shared references only read the memory, like `&Vec<Lane16>`.
 unsafe impl Sync for Lanes {}
 
 impl Lanes {

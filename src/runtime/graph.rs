@@ -1,4 +1,4 @@
-//! One ONNX graph of the score pipeline (text encoder, UNet, VAE decoder, CLIP towers) behind a
+//! One ONNX Runtime graph (the score pipeline's text encoder, UNet, VAE decoder, CLIP towers) behind a
 //! lock, fed by tensor name with the element types the file declares: float inputs are given as
 //! f32 and converted to float16 when the graph (e.g. an fp16 optimum export) wants it; id inputs
 //! are given as i64 and narrowed to int32 when wanted; float outputs come back as f32.
