@@ -297,9 +297,9 @@ typedef struct {
 typedef struct {
     // `sizeof(promptist_score_options)` as the caller knows it; set by `_init`.
     size_t struct_size;
-    // Image width in pixels, a positive multiple of 8. Default 512.
+    // Image width in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
     uint32_t width;
-    // Image height in pixels, a positive multiple of 8. Default 512.
+    // Image height in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
     uint32_t height;
     // Denoising steps (>= 1). Default 20.
     uint32_t steps;
@@ -515,7 +515,7 @@ promptist_status promptist_score(const promptist_engine *engine,
 // `promptist_score_result_free`); on failure NULL.
 //
 // Status: OK; NULL_ARGUMENT (engine, a prompt, candidates or result_out NULL); INVALID_UTF8;
-// EMPTY_PROMPT; INVALID_OPTIONS (count 0, width/height not positive multiples of 8, steps 0,
+// EMPTY_PROMPT; INVALID_OPTIONS (count 0, width/height not positive multiples of the VAE factor, steps 0,
 // images_per_prompt 0, max_batch 0, unknown scheduler, struct_size too small); NOT_IN_BUNDLE
 // (the bundle has no score components; optimize still works); CANCELLED; INFERENCE;
 // MODEL_FORMAT; TOKENIZER; INTERNAL.
