@@ -2,75 +2,9 @@
 
 use std::path::PathBuf;
 
-/// Stable status codes. The numbers are part of the ABI: never renumber, only append.
-#[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Code {
-    Ok = 0,
-    /// A required pointer or argument was NULL / missing.
-    NullArgument = 1,
-    /// A string argument was not valid UTF-8.
-    InvalidUtf8 = 2,
-    /// An options struct or value is invalid (wrong `struct_size`, `num_beams` 0, ...).
-    InvalidOptions = 3,
-    /// The prompt is empty after trimming.
-    EmptyPrompt = 4,
-    /// The prompt (plus generation budget) does not fit in the model's context.
-    PromptTooLong = 5,
-    /// The bundle path does not exist or is not a directory.
-    BundleNotFound = 6,
-    /// The bundle manifest or layout is invalid, or a file is missing.
-    BundleInvalid = 7,
-    /// A bundle file's sha256 does not match the manifest.
-    BundleChecksum = 8,
-    /// The ONNX Runtime shared library could not be found or loaded.
-    RuntimeNotFound = 9,
-    /// The requested execution provider (e.g. CUDA) could not be registered.
-    ProviderUnavailable = 10,
-    /// ONNX Runtime failed while creating a session or running a graph.
-    Inference = 11,
-    /// Tokenizer failure.
-    Tokenizer = 12,
-    /// The bundle lacks a component this call needs.
-    NotInBundle = 13,
-    /// The call was cancelled through a callback or cancel flag.
-    Cancelled = 14,
-    /// File system error.
-    Io = 15,
-    /// Model weights or a model file are malformed or do not match the expected layout.
-    ModelFormat = 16,
-    /// A panic or broken invariant inside the library.
-    Internal = 17,
-}
-
-impl Code {
-    pub fn as_i32(self) -> i32 {
-        self as i32
-    }
-    /// A short stable name for the code (used in messages and bindings).
-    pub fn name(self) -> &'static str {
-        match self {
-            Code::Ok => "OK",
-            Code::NullArgument => "NULL_ARGUMENT",
-            Code::InvalidUtf8 => "INVALID_UTF8",
-            Code::InvalidOptions => "INVALID_OPTIONS",
-            Code::EmptyPrompt => "EMPTY_PROMPT",
-            Code::PromptTooLong => "PROMPT_TOO_LONG",
-            Code::BundleNotFound => "BUNDLE_NOT_FOUND",
-            Code::BundleInvalid => "BUNDLE_INVALID",
-            Code::BundleChecksum => "BUNDLE_CHECKSUM",
-            Code::RuntimeNotFound => "RUNTIME_NOT_FOUND",
-            Code::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
-            Code::Inference => "INFERENCE",
-            Code::Tokenizer => "TOKENIZER",
-            Code::NotInBundle => "NOT_IN_BUNDLE",
-            Code::Cancelled => "CANCELLED",
-            Code::Io => "IO",
-            Code::ModelFormat => "MODEL_FORMAT",
-            Code::Internal => "INTERNAL",
-        }
-    }
-}
+/// Stable status codes: the C ABI's `promptist_status`, defined once in `capi/status.rs` (the
+/// numbers are part of the ABI: never renumbered, only appended).
+pub use crate::capi::status::promptist_status as Code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -73,7 +73,7 @@ for out in sorted(log.glob("*.out")):
     text = out.read_text(errors="replace")
     for p, f, i in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", text):
         passed, failed, skipped = passed + int(p), failed + int(f), skipped + int(i)
-    reasons += [f"{name}: {why or 'ignored'}" for name, why in re.findall(r"^test (\S+) \.\.\. ignored(?:, (.*))?$", text, re.M)]
+    reasons += [f"{name}: {why or 'ignored'}" for name, why in re.findall(r"^test (.+?) \.\.\. ignored(?:, (.*))?$", text, re.M)]
     for line in text.splitlines():
         if re.match(r"^=*\s*(\d+ \w+(, )?)+.* in [\d.]+s", line) and ("passed" in line or "failed" in line):
             for n, kind in re.findall(r"(\d+) (passed|failed|skipped|error|errors)", line):

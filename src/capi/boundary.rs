@@ -38,7 +38,7 @@ pub(crate) unsafe fn run_fallible(
         Ok(Err(e)) => e,
         Err(payload) => Error::Internal(format!("panic in promptist: {}", panic_message(payload.as_ref()))),
     };
-    let status = promptist_status::from(err.code());
+    let status = err.code();
     if !error_out.is_null() {
         // Building the error object allocates; guard it as well so nothing unwinds into C.
         if let Ok(e) = catch_unwind(AssertUnwindSafe(|| new_error(&err))) {

@@ -17,7 +17,7 @@ pub struct promptist_error {
 
 /// Make an error object for C from a crate error (message prefixed by nothing; the code is separate).
 pub(crate) fn new_error(e: &Error) -> *mut promptist_error {
-    handle::into_raw(promptist_error { code: promptist_status::from(e.code()), message: owned_cstring(&e.to_string()) })
+    handle::into_raw(promptist_error { code: e.code(), message: owned_cstring(&e.to_string()) })
 }
 
 /// The status code of `error`, or `PROMPTIST_STATUS_NULL_ARGUMENT` when `error` is NULL.

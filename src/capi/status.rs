@@ -1,15 +1,15 @@
-//! C enums: `promptist_status` mirrors [`crate::error::Code`] number for number (stable, append
-//! only); provider, strategy and early-stopping values for the options structs.
+//! C enums: `promptist_status`, the one list of status codes (stable numbers, append only; the
+//! core's [`crate::error::Code`] is this type), and the provider, strategy and early-stopping
+//! values of the options structs.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 
-use crate::error::Code;
 use crate::runtime::ProviderKind;
 
 /// Status returned by every fallible function. The numbers are stable: never renumbered, only
 /// appended. `PROMPTIST_STATUS_OK` (0) is success.
 #[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum promptist_status {
     /// Success.
     Ok = 0,
@@ -49,52 +49,67 @@ pub enum promptist_status {
     Internal = 17,
 }
 
-impl From<Code> for promptist_status {
-    fn from(c: Code) -> Self {
-        match c {
-            Code::Ok => promptist_status::Ok,
-            Code::NullArgument => promptist_status::NullArgument,
-            Code::InvalidUtf8 => promptist_status::InvalidUtf8,
-            Code::InvalidOptions => promptist_status::InvalidOptions,
-            Code::EmptyPrompt => promptist_status::EmptyPrompt,
-            Code::PromptTooLong => promptist_status::PromptTooLong,
-            Code::BundleNotFound => promptist_status::BundleNotFound,
-            Code::BundleInvalid => promptist_status::BundleInvalid,
-            Code::BundleChecksum => promptist_status::BundleChecksum,
-            Code::RuntimeNotFound => promptist_status::RuntimeNotFound,
-            Code::ProviderUnavailable => promptist_status::ProviderUnavailable,
-            Code::Inference => promptist_status::Inference,
-            Code::Tokenizer => promptist_status::Tokenizer,
-            Code::NotInBundle => promptist_status::NotInBundle,
-            Code::Cancelled => promptist_status::Cancelled,
-            Code::Io => promptist_status::Io,
-            Code::ModelFormat => promptist_status::ModelFormat,
-            Code::Internal => promptist_status::Internal,
+/// Every status, in number order (`ALL_STATUSES[n]` is status `n`; a test checks it).
+pub(crate) const ALL_STATUSES: [promptist_status; 18] = [
+    promptist_status::Ok,
+    promptist_status::NullArgument,
+    promptist_status::InvalidUtf8,
+    promptist_status::InvalidOptions,
+    promptist_status::EmptyPrompt,
+    promptist_status::PromptTooLong,
+    promptist_status::BundleNotFound,
+    promptist_status::BundleInvalid,
+    promptist_status::BundleChecksum,
+    promptist_status::RuntimeNotFound,
+    promptist_status::ProviderUnavailable,
+    promptist_status::Inference,
+    promptist_status::Tokenizer,
+    promptist_status::NotInBundle,
+    promptist_status::Cancelled,
+    promptist_status::Io,
+    promptist_status::ModelFormat,
+    promptist_status::Internal,
+];
+
+impl promptist_status {
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The status with number `v`, if there is one.
+    pub fn from_i32(v: i32) -> Option<Self> {
+        usize::try_from(v).ok().and_then(|i| ALL_STATUSES.get(i)).copied()
+    }
+
+    /// The stable name (e.g. "BUNDLE_NOT_FOUND"), as `promptist_status_name` returns it.
+    pub fn c_name(self) -> &'static CStr {
+        match self {
+            Self::Ok => c"OK",
+            Self::NullArgument => c"NULL_ARGUMENT",
+            Self::InvalidUtf8 => c"INVALID_UTF8",
+            Self::InvalidOptions => c"INVALID_OPTIONS",
+            Self::EmptyPrompt => c"EMPTY_PROMPT",
+            Self::PromptTooLong => c"PROMPT_TOO_LONG",
+            Self::BundleNotFound => c"BUNDLE_NOT_FOUND",
+            Self::BundleInvalid => c"BUNDLE_INVALID",
+            Self::BundleChecksum => c"BUNDLE_CHECKSUM",
+            Self::RuntimeNotFound => c"RUNTIME_NOT_FOUND",
+            Self::ProviderUnavailable => c"PROVIDER_UNAVAILABLE",
+            Self::Inference => c"INFERENCE",
+            Self::Tokenizer => c"TOKENIZER",
+            Self::NotInBundle => c"NOT_IN_BUNDLE",
+            Self::Cancelled => c"CANCELLED",
+            Self::Io => c"IO",
+            Self::ModelFormat => c"MODEL_FORMAT",
+            Self::Internal => c"INTERNAL",
         }
     }
-}
 
-/// Every code, for the name lookup and tests.
-pub(crate) const ALL_CODES: [Code; 18] = [
-    Code::Ok,
-    Code::NullArgument,
-    Code::InvalidUtf8,
-    Code::InvalidOptions,
-    Code::EmptyPrompt,
-    Code::PromptTooLong,
-    Code::BundleNotFound,
-    Code::BundleInvalid,
-    Code::BundleChecksum,
-    Code::RuntimeNotFound,
-    Code::ProviderUnavailable,
-    Code::Inference,
-    Code::Tokenizer,
-    Code::NotInBundle,
-    Code::Cancelled,
-    Code::Io,
-    Code::ModelFormat,
-    Code::Internal,
-];
+    /// [`promptist_status::c_name`] as a `&str` (used in messages and bindings).
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or("UNKNOWN")
+    }
+}
 
 /// Execution provider: asked for in `promptist_engine_options.provider`, reported by
 /// `promptist_optimize_result_provider` (which is only ever CPU or CUDA).
@@ -177,27 +192,7 @@ pub enum promptist_early_stopping {
 #[no_mangle]
 pub extern "C" fn promptist_status_name(status: i32) -> *const c_char {
     ffi_infallible!(c"UNKNOWN".as_ptr(), {
-        let name: &'static std::ffi::CStr = match ALL_CODES.iter().find(|c| c.as_i32() == status) {
-            Some(Code::Ok) => c"OK",
-            Some(Code::NullArgument) => c"NULL_ARGUMENT",
-            Some(Code::InvalidUtf8) => c"INVALID_UTF8",
-            Some(Code::InvalidOptions) => c"INVALID_OPTIONS",
-            Some(Code::EmptyPrompt) => c"EMPTY_PROMPT",
-            Some(Code::PromptTooLong) => c"PROMPT_TOO_LONG",
-            Some(Code::BundleNotFound) => c"BUNDLE_NOT_FOUND",
-            Some(Code::BundleInvalid) => c"BUNDLE_INVALID",
-            Some(Code::BundleChecksum) => c"BUNDLE_CHECKSUM",
-            Some(Code::RuntimeNotFound) => c"RUNTIME_NOT_FOUND",
-            Some(Code::ProviderUnavailable) => c"PROVIDER_UNAVAILABLE",
-            Some(Code::Inference) => c"INFERENCE",
-            Some(Code::Tokenizer) => c"TOKENIZER",
-            Some(Code::NotInBundle) => c"NOT_IN_BUNDLE",
-            Some(Code::Cancelled) => c"CANCELLED",
-            Some(Code::Io) => c"IO",
-            Some(Code::ModelFormat) => c"MODEL_FORMAT",
-            Some(Code::Internal) => c"INTERNAL",
-            None => c"UNKNOWN",
-        };
+        let name = promptist_status::from_i32(status).map_or(c"UNKNOWN", promptist_status::c_name);
         name.as_ptr()
     })
 }
@@ -220,12 +215,13 @@ pub extern "C" fn promptist_provider_name(provider: i32) -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CStr;
 
     #[test]
     fn status_numbers_match_codes() {
-        for c in ALL_CODES {
-            assert_eq!(promptist_status::from(c) as i32, c.as_i32(), "{c:?}");
+        assert_eq!(ALL_STATUSES.len(), promptist_status::Internal as usize + 1);
+        for (i, c) in ALL_STATUSES.into_iter().enumerate() {
+            assert_eq!(c.as_i32(), i as i32, "{c:?}");
+            assert_eq!(promptist_status::from_i32(i as i32), Some(c));
             // SAFETY: promptist_status_name returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(promptist_status_name(c.as_i32())) };
             assert_eq!(name.to_str().unwrap(), c.name());
