@@ -1,10 +1,10 @@
 //! Model bundle: a folder with a `promptist.json` manifest and one sub-folder per component
 //! (layout in docs/bundle-format.md); opening validates the manifest, files and checksums.
 
-pub mod checksum;
+pub(crate) mod checksum;
 pub mod layout;
 pub mod load;
-pub mod manifest;
+pub(crate) mod manifest;
 pub mod policy;
 pub mod writer;
 

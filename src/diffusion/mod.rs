@@ -2,7 +2,7 @@
 //! seeded initial latents.
 
 pub mod guidance;
-pub mod latents;
+pub(crate) mod latents;
 pub mod postprocess;
 pub mod scheduler;
 

@@ -9,7 +9,7 @@
 pub mod gpt2;
 pub mod gpt2_config;
 pub mod onnx;
-pub mod optimum_import;
+pub(crate) mod optimum_import;
 
 pub use gpt2::{build_gpt2, AttentionImpl, Gpt2ExportOptions};
 pub use gpt2_config::Gpt2Config;
@@ -29,6 +29,6 @@ pub mod scorer_export;
 pub mod sd_config;
 pub mod sd_pipeline;
 pub mod unet;
-pub mod unet_blocks;
+pub(crate) mod unet_blocks;
 pub mod vae;
 pub mod sd_convert;

@@ -123,16 +123,6 @@ pub fn row_candidates(
     stats
 }
 
-/// Index of the largest entry (first on ties), as `torch.argmax`.
-pub fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    best
-}
 
 #[cfg(test)]
 mod tests {

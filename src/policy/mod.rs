@@ -9,17 +9,17 @@
 //! them and pass the text through [`prompt::finish_output`]. Several prompts in one call run as
 //! one left-padded batch, each with its own beams.
 
-pub mod beam;
+pub(crate) mod beam;
 pub mod config;
-pub mod diverse;
+pub(crate) mod diverse;
 pub mod generate;
-pub mod greedy;
-pub mod kv_cache;
-pub mod logits;
+pub(crate) mod greedy;
+pub(crate) mod kv_cache;
+pub(crate) mod logits;
 pub mod model;
-pub mod onnx_gpt2;
+pub(crate) mod onnx_gpt2;
 pub mod prompt;
-pub mod sample;
+pub(crate) mod sample;
 
 pub use generate::{generate, validate, Controls, GenerateOutput, Hypothesis, Margin, PromptOutput};
 pub use model::{CausalLm, PaddedBatch};

@@ -11,4 +11,4 @@ pub use math::{
 };
 
 // The reward's models.
-pub mod scorer;
+pub(crate) mod scorer;

@@ -4,7 +4,7 @@
 //! Everything that uses ort goes through [`Runtime::get`] first: it loads the library once per
 //! process in the project's search order and owns ort's single environment.
 
-pub mod graph;
+pub(crate) mod graph;
 pub mod library;
 pub mod packed_gemm;
 pub mod session;

@@ -15,7 +15,7 @@
 //! # Ok::<(), promptist::Error>(())
 //! ```
 
-pub mod pickle;
+pub(crate) mod pickle;
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -10,10 +10,10 @@
 //! with random model outputs. The parity tests therefore compare against diffusers' functions run
 //! in f64 (within 1e-6, scaled by max(1, |x|)) and against diffusers' shipped f32 run (1e-4).
 
-pub mod betas;
+pub(crate) mod betas;
 pub mod common;
 pub mod config;
-pub mod ddim;
+pub(crate) mod ddim;
 pub mod dpm_solver;
 
 use std::path::Path;

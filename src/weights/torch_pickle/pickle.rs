@@ -42,10 +42,16 @@ pub type Shared<T> = Rc<RefCell<T>>;
 #[derive(Debug, Clone)]
 pub enum Value {
     None,
+    // Only shown in error messages (through Debug).
+    #[allow(dead_code)]
     Bool(bool),
     Int(i64),
+    // Only shown in error messages (through Debug).
+    #[allow(dead_code)]
     Float(f64),
     Str(String),
+    // Only shown in error messages (through Debug).
+    #[allow(dead_code)]
     Bytes(Vec<u8>),
     Tuple(Rc<Vec<Value>>),
     List(Shared<Vec<Value>>),
