@@ -25,6 +25,39 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+// Most ONNX Runtime intra-op threads (`promptist_engine_options.intra_op_threads`).
+#define PROMPTIST_MAX_THREADS 256
+
+// Most beams (`num_beams`) and beam groups (`num_beam_groups`).
+#define PROMPTIST_MAX_BEAMS 64
+
+// Most returned sequences (`num_return_sequences`), for every strategy.
+#define PROMPTIST_MAX_RETURN_SEQUENCES 64
+
+// Most new tokens (`max_new_tokens`); the model's context limits it further.
+#define PROMPTIST_MAX_NEW_TOKENS 1024
+
+// Most bytes of one prompt (user prompt or candidate), before tokenization.
+#define PROMPTIST_MAX_PROMPT_BYTES 65536
+
+// Largest image width or height in pixels (`promptist_score_options.width` / `height`).
+#define PROMPTIST_MAX_IMAGE_SIDE 2048
+
+// Most denoising steps (`promptist_score_options.steps`).
+#define PROMPTIST_MAX_STEPS 1000
+
+// Most images per prompt (`promptist_score_options.images_per_prompt`).
+#define PROMPTIST_MAX_IMAGES_PER_PROMPT 16
+
+// Most images per UNet call (`promptist_score_options.max_batch`).
+#define PROMPTIST_MAX_UNET_BATCH 64
+
+// Most candidates in one score call (`promptist_score_many`'s `count`, best-of-n's n-best).
+#define PROMPTIST_MAX_CANDIDATES 256
+
+// Largest absolute classifier-free guidance scale.
+#define PROMPTIST_MAX_GUIDANCE 100.0
+
 // The C ABI version: bumped only on an incompatible change of the header (a removed or changed
 // function or struct field). Appending functions, status codes or options fields does not bump it.
 #define PROMPTIST_ABI_VERSION 1
@@ -231,7 +264,7 @@ typedef struct {
     int32_t provider;
     // CUDA device ordinal (>= 0). Default 0.
     int32_t device_id;
-    // ONNX Runtime intra-op threads; 0 = ONNX Runtime's default. Default 0.
+    // ONNX Runtime intra-op threads, 0..=PROMPTIST_MAX_THREADS; 0 = ONNX Runtime's default. Default 0.
     uint32_t intra_op_threads;
     // Non-zero skips hashing the bundle's files at open. Still checked: the manifest, that every
     // listed file exists inside the bundle, and each file's size (a file whose size differs from
@@ -255,9 +288,9 @@ typedef struct {
     size_t struct_size;
     // A `promptist_strategy` value. Default BEAM.
     int32_t strategy;
-    // Beams for BEAM and DIVERSE_BEAM (>= 1). Default 8.
+    // Beams for BEAM and DIVERSE_BEAM, 1..=PROMPTIST_MAX_BEAMS. Default 8.
     uint32_t num_beams;
-    // Groups for DIVERSE_BEAM (>= 2, divides `num_beams`). Default 8.
+    // Groups for DIVERSE_BEAM, 1..=PROMPTIST_MAX_BEAMS, dividing `num_beams`. Default 8.
     uint32_t num_beam_groups;
     // Hamming diversity penalty for DIVERSE_BEAM (>= 0). Default 1.0.
     float diversity_penalty;
@@ -275,9 +308,10 @@ typedef struct {
     int32_t has_seed;
     // Sampling seed, used when `has_seed` is non-zero.
     uint64_t seed;
-    // Tokens to generate at most (>= 1). Default 75.
+    // Tokens to generate at most, 1..=PROMPTIST_MAX_NEW_TOKENS (and within the model's context). Default 75.
     uint32_t max_new_tokens;
-    // Candidates to return, best first (>= 1; <= `num_beams` for the beam strategies). Default 1.
+    // Candidates to return, best first, 1..=PROMPTIST_MAX_RETURN_SEQUENCES (<= `num_beams` for the
+    // beam strategies). Default 1.
     uint32_t num_return_sequences;
     // Called after every decoding step on the calling thread (while the engine's session lock is
     // held: do not call into the same engine from it); returning false cancels the call with
@@ -297,21 +331,24 @@ typedef struct {
 typedef struct {
     // `sizeof(promptist_score_options)` as the caller knows it; set by `_init`.
     size_t struct_size;
-    // Image width in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
+    // Image width in pixels, 1..=PROMPTIST_MAX_IMAGE_SIDE, a multiple of the VAE's scale factor (8 for
+    // SD 1.x). Default 512.
     uint32_t width;
-    // Image height in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
+    // Image height in pixels, 1..=PROMPTIST_MAX_IMAGE_SIDE, a multiple of the VAE's scale factor (8 for
+    // SD 1.x). Default 512.
     uint32_t height;
-    // Denoising steps (>= 1). Default 20.
+    // Denoising steps, 1..=PROMPTIST_MAX_STEPS. Default 20.
     uint32_t steps;
-    // Classifier-free guidance scale. Default 7.5.
+    // Classifier-free guidance scale, finite, |scale| <= PROMPTIST_MAX_GUIDANCE. Default 7.5.
     float guidance_scale;
-    // Images per prompt, for the user prompt and each candidate (>= 1). Default 2.
+    // Images per prompt, for the user prompt and each candidate, 1..=PROMPTIST_MAX_IMAGES_PER_PROMPT.
+    // Default 2.
     uint32_t images_per_prompt;
     // Base seed: image i of every prompt starts from latent stream i of it. Default 0.
     uint64_t seed;
     // 0 = DPM-Solver++ multistep (the reward's), 1 = DDIM. Default 0.
     int32_t scheduler;
-    // Images per UNet call (>= 1). Default 4.
+    // Images per UNet call, 1..=PROMPTIST_MAX_UNET_BATCH. Default 4.
     uint32_t max_batch;
     // Non-zero: keep the RGB8 images in the result. Default 0.
     int32_t return_images;
@@ -515,10 +552,11 @@ promptist_status promptist_score(const promptist_engine *engine,
 // `promptist_score_result_free`); on failure NULL.
 //
 // Status: OK; NULL_ARGUMENT (engine, a prompt, candidates or result_out NULL); INVALID_UTF8;
-// EMPTY_PROMPT; INVALID_OPTIONS (count 0, width/height not positive multiples of the VAE factor, steps 0,
-// images_per_prompt 0, max_batch 0, unknown scheduler, struct_size too small); NOT_IN_BUNDLE
-// (the bundle has no score components; optimize still works); CANCELLED; INFERENCE;
-// MODEL_FORMAT; TOKENIZER; INTERNAL.
+// EMPTY_PROMPT; INVALID_OPTIONS (`count` outside 1..=PROMPTIST_MAX_CANDIDATES, checked before the
+// array is read; a number outside its PROMPTIST_MAX_* range, named in the message with its value
+// and range; width/height not multiples of the VAE factor; unknown scheduler; struct_size too
+// small); NOT_IN_BUNDLE (the bundle has no score components; optimize still works); CANCELLED;
+// INFERENCE; MODEL_FORMAT; TOKENIZER; INTERNAL.
 //
 // Thread-safe; each graph (text encoder, UNet, VAE, CLIP towers) runs one call at a time.
 //

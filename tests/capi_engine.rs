@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use promptist::capi::engine::{promptist_engine_free, promptist_engine_open, promptist_engine_policy_is_random, promptist_optimize};
 use promptist::capi::error::{promptist_error_code, promptist_error_free, promptist_error_message};
-use promptist::capi::options::{promptist_optimize_options, promptist_optimize_options_init};
+use promptist::capi::options::{promptist_engine_options, promptist_engine_options_init, promptist_optimize_options, promptist_optimize_options_init};
 use promptist::capi::result::{
     promptist_optimize_result_count, promptist_optimize_result_free, promptist_optimize_result_random_weights,
     promptist_optimize_result_score, promptist_optimize_result_seed, promptist_optimize_result_text,
@@ -111,9 +111,9 @@ fn open(path: &Path) -> Result<*mut promptist_engine, (promptist_status, String)
 }
 
 struct Engine(*mut promptist_engine);
-// SAFETY: test helper: the value is only moved across threads, never aliased mutably.
+// SAFETY: an engine handle may be used and freed from any thread (docs/c-abi.md, "Threading").
 unsafe impl Send for Engine {}
-// SAFETY: test helper: the value is only moved across threads, never aliased mutably.
+// SAFETY: one engine may be used from many threads at once (docs/c-abi.md, "Threading").
 unsafe impl Sync for Engine {}
 impl Drop for Engine {
     fn drop(&mut self) {
@@ -370,4 +370,52 @@ fn cpu_matmul_option() {
     let (code, msg) = open_with(&|o| o.cpu_matmul = 7).err().expect("an unknown cpu_matmul must fail");
     assert_eq!(code, promptist_status::InvalidOptions);
     assert!(msg.contains("cpu_matmul"), "{msg}");
+}
+
+/// The numbers that once killed the process (an allocation sized from them aborted) now get
+/// INVALID_OPTIONS naming the field, its value and its range, before anything is allocated.
+#[test]
+fn numbers_beyond_the_caps_are_refused_before_allocation() {
+    use promptist::capi::limits::{PROMPTIST_MAX_BEAMS, PROMPTIST_MAX_NEW_TOKENS, PROMPTIST_MAX_RETURN_SEQUENCES, PROMPTIST_MAX_THREADS};
+    let e = Engine(open(&bundles().good).unwrap());
+    let refused = |o: &promptist_optimize_options, field: &str, value: u64| {
+        let (code, msg) = optimize(&e, b"a cat", Some(o)).unwrap_err();
+        assert_eq!(code, promptist_status::InvalidOptions, "{msg}");
+        assert!(msg.contains(&format!("{field} = {value} is out of range")), "{field}: {msg}");
+    };
+    for v in [i32::MAX as u32, u32::MAX, PROMPTIST_MAX_BEAMS + 1] {
+        let mut o = options();
+        o.num_beams = v;
+        o.num_return_sequences = 1;
+        refused(&o, "num_beams", v as u64);
+        let mut o = options();
+        o.strategy = promptist_strategy::Sample as i32;
+        o.num_return_sequences = v.max(PROMPTIST_MAX_RETURN_SEQUENCES + 1);
+        refused(&o, "num_return_sequences", o.num_return_sequences as u64);
+        let mut o = options();
+        o.max_new_tokens = v.max(PROMPTIST_MAX_NEW_TOKENS + 1);
+        refused(&o, "max_new_tokens", o.max_new_tokens as u64);
+    }
+    // The largest values in range still work (beams at the cap, one short sequence).
+    let mut o = options();
+    o.num_beams = PROMPTIST_MAX_BEAMS;
+    o.num_return_sequences = PROMPTIST_MAX_RETURN_SEQUENCES;
+    o.max_new_tokens = 2;
+    assert_eq!(optimize(&e, b"a cat", Some(&o)).unwrap().len(), PROMPTIST_MAX_RETURN_SEQUENCES as usize);
+
+    for threads in [100_000u32, i32::MAX as u32, PROMPTIST_MAX_THREADS + 1] {
+        let mut eo = std::mem::MaybeUninit::<promptist_engine_options>::uninit();
+        // SAFETY: test code: `eo` is writable for its size.
+        assert_eq!(unsafe { promptist_engine_options_init(eo.as_mut_ptr(), std::mem::size_of::<promptist_engine_options>()) }, promptist_status::Ok);
+        // SAFETY: initialised by the call above.
+        let mut eo = unsafe { eo.assume_init() };
+        eo.intra_op_threads = threads;
+        let (mut engine, mut err) = (null_mut(), null_mut());
+        // SAFETY: test code: every pointer passed is NULL on purpose or a valid, live object this code owns.
+        let s = unsafe { promptist_engine_open(cpath(&bundles().good).as_ptr(), &eo, &mut engine, &mut err) };
+        assert_eq!(s, promptist_status::InvalidOptions);
+        assert!(engine.is_null());
+        let (_, msg) = take(err);
+        assert!(msg.contains(&format!("intra_op_threads = {threads} is out of range [0, {PROMPTIST_MAX_THREADS}]")), "{msg}");
+    }
 }

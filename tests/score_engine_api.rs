@@ -236,3 +236,26 @@ fn score_engine_vae_with_another_scale_factor_fails_at_open() {
     let msg = err.to_string();
     assert!(msg.contains("scale factor is 4") && msg.contains("do not belong to one pipeline"), "{msg}");
 }
+
+/// Score options beyond their caps (the sizes that once aborted the process) are INVALID_OPTIONS
+/// naming the field, before any image is made.
+#[test]
+fn score_numbers_beyond_the_caps_are_refused() {
+    use promptist::capi::limits::{PROMPTIST_MAX_CANDIDATES, PROMPTIST_MAX_IMAGES_PER_PROMPT, PROMPTIST_MAX_IMAGE_SIDE};
+    let e = open(&bundles().score);
+    let refused = |o: &ScoreOptions, cands: &[&str], field: &str| {
+        let err = e.score_many("a bird", cands, o, &mut |_, _, _| true).unwrap_err();
+        assert_eq!(err.code(), Code::InvalidOptions, "{err}");
+        assert!(err.to_string().contains(&format!("{field} = ")) && err.to_string().contains("is out of range"), "{field}: {err}");
+    };
+    for side in [i32::MAX as usize, u32::MAX as usize, PROMPTIST_MAX_IMAGE_SIDE as usize + 8] {
+        refused(&ScoreOptions { sd: SdSettings { width: side, ..small(0).sd }, ..small(0) }, &["a bird, 8k"], "width");
+        refused(&ScoreOptions { sd: SdSettings { height: side, ..small(0).sd }, ..small(0) }, &["a bird, 8k"], "height");
+    }
+    for n in [i32::MAX as usize, u32::MAX as usize, PROMPTIST_MAX_IMAGES_PER_PROMPT as usize + 1] {
+        refused(&ScoreOptions { images_per_prompt: n, ..small(0) }, &["a bird, 8k"], "images_per_prompt");
+    }
+    refused(&ScoreOptions { sd: SdSettings { guidance_scale: 1e9, ..small(0).sd }, ..small(0) }, &["a bird, 8k"], "guidance_scale");
+    let many = vec!["a bird, 8k"; PROMPTIST_MAX_CANDIDATES as usize + 1];
+    refused(&small(0), &many, "candidates");
+}

@@ -12,6 +12,7 @@ mod handle;
 
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod options;
 pub mod result;
 pub mod score;

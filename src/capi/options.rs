@@ -28,7 +28,7 @@ pub struct promptist_engine_options {
     pub provider: i32,
     /// CUDA device ordinal (>= 0). Default 0.
     pub device_id: i32,
-    /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default. Default 0.
+    /// ONNX Runtime intra-op threads, 0..=PROMPTIST_MAX_THREADS; 0 = ONNX Runtime's default. Default 0.
     pub intra_op_threads: u32,
     /// Non-zero skips hashing the bundle's files at open. Still checked: the manifest, that every
     /// listed file exists inside the bundle, and each file's size (a file whose size differs from
@@ -50,9 +50,9 @@ pub struct promptist_optimize_options {
     pub struct_size: usize,
     /// A `promptist_strategy` value. Default BEAM.
     pub strategy: i32,
-    /// Beams for BEAM and DIVERSE_BEAM (>= 1). Default 8.
+    /// Beams for BEAM and DIVERSE_BEAM, 1..=PROMPTIST_MAX_BEAMS. Default 8.
     pub num_beams: u32,
-    /// Groups for DIVERSE_BEAM (>= 2, divides `num_beams`). Default 8.
+    /// Groups for DIVERSE_BEAM, 1..=PROMPTIST_MAX_BEAMS, dividing `num_beams`. Default 8.
     pub num_beam_groups: u32,
     /// Hamming diversity penalty for DIVERSE_BEAM (>= 0). Default 1.0.
     pub diversity_penalty: f32,
@@ -70,9 +70,10 @@ pub struct promptist_optimize_options {
     pub has_seed: i32,
     /// Sampling seed, used when `has_seed` is non-zero.
     pub seed: u64,
-    /// Tokens to generate at most (>= 1). Default 75.
+    /// Tokens to generate at most, 1..=PROMPTIST_MAX_NEW_TOKENS (and within the model's context). Default 75.
     pub max_new_tokens: u32,
-    /// Candidates to return, best first (>= 1; <= `num_beams` for the beam strategies). Default 1.
+    /// Candidates to return, best first, 1..=PROMPTIST_MAX_RETURN_SEQUENCES (<= `num_beams` for the
+    /// beam strategies). Default 1.
     pub num_return_sequences: u32,
     /// Called after every decoding step on the calling thread (while the engine's session lock is
     /// held: do not call into the same engine from it); returning false cancels the call with

@@ -26,21 +26,24 @@ use crate::error::{Error, Result};
 pub struct promptist_score_options {
     /// `sizeof(promptist_score_options)` as the caller knows it; set by `_init`.
     pub struct_size: usize,
-    /// Image width in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
+    /// Image width in pixels, 1..=PROMPTIST_MAX_IMAGE_SIDE, a multiple of the VAE's scale factor (8 for
+    /// SD 1.x). Default 512.
     pub width: u32,
-    /// Image height in pixels, a positive multiple of the VAE's scale factor (8 for SD 1.x). Default 512.
+    /// Image height in pixels, 1..=PROMPTIST_MAX_IMAGE_SIDE, a multiple of the VAE's scale factor (8 for
+    /// SD 1.x). Default 512.
     pub height: u32,
-    /// Denoising steps (>= 1). Default 20.
+    /// Denoising steps, 1..=PROMPTIST_MAX_STEPS. Default 20.
     pub steps: u32,
-    /// Classifier-free guidance scale. Default 7.5.
+    /// Classifier-free guidance scale, finite, |scale| <= PROMPTIST_MAX_GUIDANCE. Default 7.5.
     pub guidance_scale: f32,
-    /// Images per prompt, for the user prompt and each candidate (>= 1). Default 2.
+    /// Images per prompt, for the user prompt and each candidate, 1..=PROMPTIST_MAX_IMAGES_PER_PROMPT.
+    /// Default 2.
     pub images_per_prompt: u32,
     /// Base seed: image i of every prompt starts from latent stream i of it. Default 0.
     pub seed: u64,
     /// 0 = DPM-Solver++ multistep (the reward's), 1 = DDIM. Default 0.
     pub scheduler: i32,
-    /// Images per UNet call (>= 1). Default 4.
+    /// Images per UNet call, 1..=PROMPTIST_MAX_UNET_BATCH. Default 4.
     pub max_batch: u32,
     /// Non-zero: keep the RGB8 images in the result. Default 0.
     pub return_images: i32,
@@ -154,10 +157,11 @@ pub unsafe extern "C" fn promptist_score(
 /// `promptist_score_result_free`); on failure NULL.
 ///
 /// Status: OK; NULL_ARGUMENT (engine, a prompt, candidates or result_out NULL); INVALID_UTF8;
-/// EMPTY_PROMPT; INVALID_OPTIONS (count 0, width/height not positive multiples of the VAE factor, steps 0,
-/// images_per_prompt 0, max_batch 0, unknown scheduler, struct_size too small); NOT_IN_BUNDLE
-/// (the bundle has no score components; optimize still works); CANCELLED; INFERENCE;
-/// MODEL_FORMAT; TOKENIZER; INTERNAL.
+/// EMPTY_PROMPT; INVALID_OPTIONS (`count` outside 1..=PROMPTIST_MAX_CANDIDATES, checked before the
+/// array is read; a number outside its PROMPTIST_MAX_* range, named in the message with its value
+/// and range; width/height not multiples of the VAE factor; unknown scheduler; struct_size too
+/// small); NOT_IN_BUNDLE (the bundle has no score components; optimize still works); CANCELLED;
+/// INFERENCE; MODEL_FORMAT; TOKENIZER; INTERNAL.
 ///
 /// Thread-safe; each graph (text encoder, UNet, VAE, CLIP towers) runs one call at a time.
 ///
@@ -187,6 +191,8 @@ pub unsafe extern "C" fn promptist_score_many(
         if count == 0 {
             return Err(Error::InvalidOptions("no candidate prompt to score (count is 0)".into()));
         }
+        // Checked before the array is read or anything is sized from `count`.
+        crate::capi::limits::check_range("count", count, 1, crate::capi::limits::PROMPTIST_MAX_CANDIDATES)?;
         let mut cands = Vec::with_capacity(count);
         for i in 0..count {
             // SAFETY: `candidates` has `count` entries per the contract.

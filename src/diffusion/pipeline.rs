@@ -70,23 +70,20 @@ impl Default for SdSettings {
 }
 
 impl SdSettings {
-    /// Reject a 0 size, 0 steps, a 0 batch, a non-finite scale. That the VAE's factor divides the
-    /// size is the pipeline's check ([`SdPipeline::check_settings`]).
+    /// Every number within its published cap (`capi::limits`): size, steps, batch, guidance. That
+    /// the VAE's factor divides the size is the pipeline's check ([`SdSettings::validate`] first,
+    /// then [`SdPipeline::check_settings`]).
     pub fn validate(&self) -> Result<()> {
-        if self.width == 0 || self.height == 0 {
-            return Err(Error::InvalidOptions(format!("width and height must be positive, got {}x{}", self.width, self.height)));
-        }
-        if self.steps == 0 {
-            return Err(Error::InvalidOptions("steps must be at least 1".into()));
-        }
-        if self.steps > 1000 {
-            return Err(Error::InvalidOptions(format!("steps must be at most 1000, got {}", self.steps)));
-        }
-        if !self.guidance_scale.is_finite() {
-            return Err(Error::InvalidOptions("guidance_scale must be finite".into()));
-        }
-        if self.max_batch == 0 {
-            return Err(Error::InvalidOptions("max_batch must be at least 1".into()));
+        use crate::capi::limits::{check_range, PROMPTIST_MAX_GUIDANCE, PROMPTIST_MAX_IMAGE_SIDE, PROMPTIST_MAX_STEPS, PROMPTIST_MAX_UNET_BATCH};
+        check_range("width", self.width, 1, PROMPTIST_MAX_IMAGE_SIDE)?;
+        check_range("height", self.height, 1, PROMPTIST_MAX_IMAGE_SIDE)?;
+        check_range("steps", self.steps, 1, PROMPTIST_MAX_STEPS)?;
+        check_range("max_batch", self.max_batch, 1, PROMPTIST_MAX_UNET_BATCH)?;
+        if !(self.guidance_scale.is_finite() && self.guidance_scale.abs() <= PROMPTIST_MAX_GUIDANCE) {
+            return Err(Error::InvalidOptions(format!(
+                "guidance_scale = {} is out of range [-{PROMPTIST_MAX_GUIDANCE}, {PROMPTIST_MAX_GUIDANCE}]",
+                self.guidance_scale
+            )));
         }
         Ok(())
     }

@@ -71,9 +71,7 @@ pub struct PairScores {
 
 fn validate(pairs: &[(&str, &str)], o: &ScoreOptions) -> Result<()> {
     o.sd.validate()?;
-    if o.images_per_prompt == 0 {
-        return Err(Error::InvalidOptions("images_per_prompt must be at least 1".into()));
-    }
+    crate::capi::limits::check_range("images_per_prompt", o.images_per_prompt, 1, crate::capi::limits::PROMPTIST_MAX_IMAGES_PER_PROMPT)?;
     if pairs.is_empty() {
         return Err(Error::InvalidOptions("no (user prompt, candidate) pair to score".into()));
     }

@@ -97,12 +97,11 @@ impl ScoreEngine {
 
 fn validate(user: &str, candidates: &[&str], o: &ScoreOptions) -> Result<()> {
     o.sd.validate()?;
-    if o.images_per_prompt == 0 {
-        return Err(Error::InvalidOptions("images_per_prompt must be at least 1".into()));
-    }
+    crate::capi::limits::check_range("images_per_prompt", o.images_per_prompt, 1, crate::capi::limits::PROMPTIST_MAX_IMAGES_PER_PROMPT)?;
     if candidates.is_empty() {
         return Err(Error::InvalidOptions("no candidate prompt to score".into()));
     }
+    crate::capi::limits::check_range("candidates", candidates.len(), 1, crate::capi::limits::PROMPTIST_MAX_CANDIDATES)?;
     check_prompt_text(user)?;
     for c in candidates {
         check_prompt_text(c)?;

@@ -1,6 +1,7 @@
 //! Argument checks of the engine, done in the Rust core so every front-end (C, CLI, bindings)
 //! reports the same codes. Decoding rules are the decoder's (transformers' `generate()` checks).
 
+use crate::capi::limits::{check_range, PROMPTIST_MAX_PROMPT_BYTES, PROMPTIST_MAX_THREADS};
 use crate::engine::EngineOptions;
 use crate::error::{Error, Result};
 use crate::policy::config::DecodingConfig;
@@ -10,7 +11,8 @@ pub fn validate_engine_options(o: &EngineOptions) -> Result<()> {
     if o.device_id < 0 {
         return Err(Error::InvalidOptions(format!("device_id must be >= 0, got {}", o.device_id)));
     }
-    Ok(())
+    check_range("intra_op_threads", o.intra_op_threads, 0, PROMPTIST_MAX_THREADS)
+
 }
 
 /// Reject an empty (after trimming) prompt and one holding a NUL character (the tokenizers cannot
@@ -20,6 +22,7 @@ pub fn check_prompt_text(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
         return Err(Error::EmptyPrompt);
     }
+    check_range("prompt length in bytes", prompt.len(), 1, PROMPTIST_MAX_PROMPT_BYTES)?;
     if prompt.contains('\0') {
         return Err(Error::InvalidOptions("a prompt contains a NUL character".into()));
     }

@@ -98,6 +98,17 @@ pub fn validate(cfg: &DecodingConfig) -> Result<()> {
     if cfg.num_return_sequences == 0 {
         return bad("num_return_sequences must be at least 1".into());
     }
+    use crate::capi::limits::{check_range, PROMPTIST_MAX_BEAMS, PROMPTIST_MAX_NEW_TOKENS, PROMPTIST_MAX_RETURN_SEQUENCES};
+    check_range("max_new_tokens", cfg.max_new_tokens, 1, PROMPTIST_MAX_NEW_TOKENS)?;
+    check_range("num_return_sequences", cfg.num_return_sequences, 1, PROMPTIST_MAX_RETURN_SEQUENCES)?;
+    match &cfg.strategy {
+        Strategy::Beam { num_beams, .. } => check_range("num_beams", *num_beams, 1, PROMPTIST_MAX_BEAMS)?,
+        Strategy::DiverseBeam { num_beams, num_beam_groups, .. } => {
+            check_range("num_beams", *num_beams, 1, PROMPTIST_MAX_BEAMS)?;
+            check_range("num_beam_groups", *num_beam_groups, 1, PROMPTIST_MAX_BEAMS)?;
+        }
+        Strategy::Greedy | Strategy::Sample { .. } => {}
+    }
     match &cfg.strategy {
         Strategy::Greedy => {
             if cfg.num_return_sequences != 1 {
