@@ -55,6 +55,11 @@
 // Most candidates in one score call (`promptist_score_many`'s `count`, best-of-n's n-best).
 #define PROMPTIST_MAX_CANDIDATES 256
 
+// Most pixels the images of one list of prompts may hold together (images x width x height):
+// 1024 images of 512x512. A score call makes the user prompt's images and the candidates' images
+// as two such lists; the images live in memory until they are scored (about 16 bytes a pixel).
+#define PROMPTIST_MAX_PIXELS_PER_CALL (1 << 28)
+
 // Largest absolute classifier-free guidance scale.
 #define PROMPTIST_MAX_GUIDANCE 100.0
 

@@ -258,4 +258,9 @@ fn score_numbers_beyond_the_caps_are_refused() {
     refused(&ScoreOptions { sd: SdSettings { guidance_scale: 1e9, ..small(0).sd }, ..small(0) }, &["a bird, 8k"], "guidance_scale");
     let many = vec!["a bird, 8k"; PROMPTIST_MAX_CANDIDATES as usize + 1];
     refused(&small(0), &many, "candidates");
+    // Each number in range, their product too large: 256 candidates x 16 images of 2048x2048.
+    let big = ScoreOptions { sd: SdSettings { width: 2048, height: 2048, ..small(0).sd }, images_per_prompt: 16, ..small(0) };
+    let err = e.score_many("a bird", &many[..256], &big, &mut |_, _, _| true).unwrap_err();
+    assert_eq!(err.code(), Code::InvalidOptions, "{err}");
+    assert!(err.to_string().contains("PROMPTIST_MAX_PIXELS_PER_CALL"), "{err}");
 }

@@ -25,6 +25,10 @@ pub const PROMPTIST_MAX_IMAGES_PER_PROMPT: u32 = 16;
 pub const PROMPTIST_MAX_UNET_BATCH: u32 = 64;
 /// Most candidates in one score call (`promptist_score_many`'s `count`, best-of-n's n-best).
 pub const PROMPTIST_MAX_CANDIDATES: u32 = 256;
+/// Most pixels the images of one list of prompts may hold together (images x width x height):
+/// 1024 images of 512x512. A score call makes the user prompt's images and the candidates' images
+/// as two such lists; the images live in memory until they are scored (about 16 bytes a pixel).
+pub const PROMPTIST_MAX_PIXELS_PER_CALL: u64 = 1 << 28;
 /// Largest absolute classifier-free guidance scale.
 pub const PROMPTIST_MAX_GUIDANCE: f32 = 100.0;
 

@@ -89,6 +89,20 @@ impl SdSettings {
     }
 }
 
+/// INVALID_OPTIONS when `images` images of the settings' size exceed
+/// `PROMPTIST_MAX_PIXELS_PER_CALL` (checked before any of them is made).
+pub fn check_image_budget(images: usize, settings: &SdSettings) -> Result<()> {
+    let pixels = (images as u64).saturating_mul(settings.width as u64).saturating_mul(settings.height as u64);
+    let cap = crate::capi::limits::PROMPTIST_MAX_PIXELS_PER_CALL;
+    if pixels > cap {
+        return Err(Error::InvalidOptions(format!(
+            "{images} images of {}x{} are {pixels} pixels, more than one call may make ({cap}, PROMPTIST_MAX_PIXELS_PER_CALL): score fewer candidates, fewer images per prompt or smaller images",
+            settings.width, settings.height
+        )));
+    }
+    Ok(())
+}
+
 /// Images of one prompt: `count` images, image `i` from latent stream `first_index + i` of `seed`.
 #[derive(Debug, Clone)]
 pub struct ImageJob<'a> {
@@ -296,6 +310,7 @@ impl SdPipeline {
         if jobs.is_empty() || jobs.iter().any(|j| j.count == 0) {
             return Err(Error::InvalidOptions("the number of images must be at least 1".into()));
         }
+        check_image_budget(jobs.iter().map(|j| j.count).sum(), settings)?;
         let latents = self.initial_latents(jobs, settings)?;
         let prompts: Vec<&str> = jobs.iter().flat_map(|j| std::iter::repeat_n(j.prompt, j.count)).collect();
         self.generate_from_latents(&prompts, latents, settings, progress)

@@ -109,6 +109,8 @@ impl Engine {
         let se = self.score_engine()?;
         se.pipeline.check_settings(&options.sd)?;
         let n = options.images_per_prompt;
+        // Both image lists (the user prompts', the candidates') within the budget before any work.
+        crate::diffusion::pipeline::check_image_budget(pairs.len().saturating_mul(n), &options.sd)?;
 
         // Distinct x's in order of first appearance.
         let mut users: Vec<&str> = Vec::new();
