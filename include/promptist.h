@@ -671,7 +671,8 @@ uint64_t promptist_score_result_seed(const promptist_score_result *result);
 // `result` is NULL or a live result.
 promptist_provider promptist_score_result_provider(const promptist_score_result *result);
 
-// True when the bundle's models have random weights (images and rewards are meaningless).
+// True when a model of the reward (SD, scorer CLIP, aesthetic head) has random weights, or for
+// `promptist_best_of_n` the policy: images and rewards are then meaningless.
 //
 // # Safety
 // `result` is NULL or a live result.

@@ -203,9 +203,15 @@ impl Engine {
         self.provider
     }
 
-    /// True when the bundle's policy has random weights (from its provenance).
+    /// True when the bundle's policy has random weights (the policy component's provenance).
     pub fn random_weights(&self) -> bool {
-        self.bundle.random_weights()
+        self.bundle.component_is_random(crate::bundle::POLICY)
+    }
+
+    /// True when any score component (SD text encoder, UNet, VAE, scorer CLIP, aesthetic head) has
+    /// random weights: rewards are then meaningless.
+    pub fn score_is_random(&self) -> bool {
+        crate::bundle::layout::SCORE_COMPONENTS.iter().any(|c| self.bundle.component_is_random(c))
     }
 
     /// The policy's context length (prompt tokens + new tokens must fit).

@@ -50,6 +50,7 @@ fn write_bundle(root: &Path) -> Manifest {
                 kind: "gpt2-policy".into(),
                 config: config_json(),
                 files,
+                random_weights: None,
             },
         )]),
     };

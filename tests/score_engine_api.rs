@@ -264,3 +264,35 @@ fn score_numbers_beyond_the_caps_are_refused() {
     assert_eq!(err.code(), Code::InvalidOptions, "{err}");
     assert!(err.to_string().contains("PROMPTIST_MAX_PIXELS_PER_CALL"), "{err}");
 }
+
+/// Provenance is per component: a trained policy stays "not random" after `add-score` adds random
+/// image models, while score results say their models are random.
+#[test]
+fn provenance_is_per_component() {
+    use promptist::export::clip_text::SdExportOptions;
+    use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("demo");
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("training/demo/bundle"), &b);
+    let src = ScoreSources {
+        sd: SdSource::Random { seed: 5, preset: "tiny".into() },
+        clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
+        aesthetic: None,
+        clip_bpe: None,
+        export: SdExportOptions::default(),
+        random_init: Default::default(),
+    };
+    add_score_components(&b, &src).unwrap();
+    let m = promptist::bundle::read_manifest(&b).unwrap();
+    let flag = |c: &str| m.components[c].random_weights;
+    assert_eq!(flag("policy"), Some(false), "the demo policy (its manifest predates per-component flags) keeps its provenance");
+    assert_eq!((flag("unet"), flag("clip"), flag("aesthetic"), flag("tokenizer")), (Some(true), Some(true), Some(false), Some(false)));
+    assert!(m.provenance.random_weights, "the bundle-wide flag says some component is random");
+    let e = open(&b);
+    assert!(!e.random_weights(), "the trained demo policy is not random");
+    assert!(e.score_is_random());
+    let r = e.optimize("a red fox", &OptimizeOptions::default()).unwrap();
+    assert!(!r.random_weights);
+    let s = e.score("a red fox", "a red fox, 8k", &small(0), &mut |_, _, _| true).unwrap();
+    assert!(s.random_weights);
+}

@@ -97,9 +97,15 @@ impl Bundle {
         }
     }
 
-    /// True when the manifest says the weights are random (outputs are meaningless).
+    /// True when any component's weights are random (the bundle-wide flag).
     pub fn random_weights(&self) -> bool {
         self.manifest.provenance.random_weights
+    }
+
+    /// True when component `name` has random weights: its own flag, else (a bundle written before
+    /// provenance was per component) the bundle-wide one. False for a component it lacks.
+    pub fn component_is_random(&self, name: &str) -> bool {
+        self.manifest.components.get(name).is_some_and(|c| c.random_weights.unwrap_or(self.manifest.provenance.random_weights))
     }
 }
 

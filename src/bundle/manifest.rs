@@ -28,7 +28,8 @@ pub struct Provenance {
     pub source: String,
     /// What produced the bundle (e.g. "promptist 0.1.0 convert").
     pub producer: String,
-    /// True when the weights are random: outputs are meaningless and every front-end must say so.
+    /// True when any component's weights are random (each component also says so for itself,
+    /// `Component::random_weights`): outputs are meaningless and every front-end must say so.
     #[serde(default)]
     pub random_weights: bool,
     /// True when the weights were trained on synthetic data.
@@ -45,6 +46,10 @@ pub struct Component {
     pub config: serde_json::Value,
     /// Files by path relative to the bundle root (e.g. "policy/model.onnx").
     pub files: BTreeMap<String, FileEntry>,
+    /// True when this component's weights are random. Absent in bundles written before
+    /// provenance was per component: the bundle-wide `provenance.random_weights` then stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_weights: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

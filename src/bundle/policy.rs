@@ -74,7 +74,8 @@ pub fn write_policy(
         obj.extend(extra);
     }
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
-    bundle.add_component(POLICY, POLICY_KIND, config, &files)
+    bundle.add_component(POLICY, POLICY_KIND, config, &files)?;
+    bundle.mark_random(POLICY, cfg.random_init())
 }
 
 /// The GPT-2 shape the engine needs (from the Hugging Face `config.json`).

@@ -86,7 +86,26 @@ impl BundleWriter {
             check_relative(rel)?;
             entries.insert(rel.to_string(), file_entry(&self.root.join(rel))?);
         }
-        self.manifest.components.insert(name.to_string(), Component { kind: kind.to_string(), config, files: entries });
+        self.manifest.components.insert(name.to_string(), Component { kind: kind.to_string(), config, files: entries, random_weights: None });
+        Ok(())
+    }
+
+    /// Record whether component `name`'s weights are random (per-component provenance); a random
+    /// component also sets the bundle-wide flag, which older readers look at.
+    pub fn mark_random(&mut self, name: &str, random: bool) -> Result<()> {
+        if !self.manifest.components.contains_key(name) {
+            return Err(Error::Internal(format!("no component {name} to mark")));
+        }
+        // Components from before per-component flags read the bundle-wide one: pin their value
+        // before it changes, so a real policy does not turn "random" when random parts join it.
+        let before = self.manifest.provenance.random_weights;
+        for c in self.manifest.components.values_mut() {
+            c.random_weights.get_or_insert(before);
+        }
+        if let Some(c) = self.manifest.components.get_mut(name) {
+            c.random_weights = Some(random);
+        }
+        self.manifest.provenance.random_weights |= random;
         Ok(())
     }
 

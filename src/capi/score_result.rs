@@ -156,7 +156,8 @@ pub unsafe extern "C" fn promptist_score_result_provider(result: *const promptis
     ffi_infallible!(promptist_provider::Cpu, { unsafe { get(result) }.map_or(promptist_provider::Cpu, |r| promptist_provider::from(r.inner.provider)) })
 }
 
-/// True when the bundle's models have random weights (images and rewards are meaningless).
+/// True when a model of the reward (SD, scorer CLIP, aesthetic head) has random weights, or for
+/// `promptist_best_of_n` the policy: images and rewards are then meaningless.
 ///
 /// # Safety
 /// `result` is NULL or a live result.

@@ -65,7 +65,7 @@ pub struct PairScores {
     pub seed: u64,
     pub images_per_prompt: usize,
     pub provider: ProviderKind,
-    /// True when any of the bundle's models has random weights.
+    /// True when any model of the reward (SD, scorer CLIP, aesthetic head) has random weights.
     pub random_weights: bool,
 }
 
@@ -172,7 +172,7 @@ impl Engine {
             seed: options.seed,
             images_per_prompt: n,
             provider: se.pipeline.provider(),
-            random_weights: self.random_weights(),
+            random_weights: self.score_is_random(),
         })
     }
 

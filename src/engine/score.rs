@@ -61,7 +61,7 @@ pub struct ScoreResult {
     /// x's images (only with `return_images`).
     pub user_images: Vec<Image>,
     pub provider: ProviderKind,
-    /// True when any of the bundle's models has random weights.
+    /// True when any model of the reward has random weights (for best-of-n: or the policy).
     pub random_weights: bool,
 }
 
@@ -167,6 +167,8 @@ impl Engine {
         let ranked = order.iter().map(|&k| opt.candidates[scorable[k]].clone()).collect();
         let mut cands: Vec<Option<CandidateScore>> = scores.candidates.drain(..).map(Some).collect();
         scores.candidates = order.iter().filter_map(|&k| cands[k].take()).collect();
+        // The candidates came from the policy: random if it is, or if the reward's models are.
+        scores.random_weights |= self.random_weights();
         Ok(BestOfN { optimize: opt, ranked, scores })
     }
 }

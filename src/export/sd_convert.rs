@@ -307,11 +307,18 @@ pub fn add_score_components(root: &Path, src: &ScoreSources) -> Result<Vec<Strin
     for (name, files, config) in written {
         let files: Vec<&str> = files.iter().map(String::as_str).collect();
         bundle.add_component(name, kind_of(name), config, &files)?;
+        // Weights are random only for the image models made from a random source; the tokenizer,
+        // the scheduler config and the aesthetic head (the real one) never are.
+        let random = match name {
+            TEXT_ENCODER | UNET | VAE_DECODER => random_sd,
+            CLIP => random_clip,
+            _ => false,
+        };
+        bundle.mark_random(name, random)?;
         names.push(name.to_string());
     }
     if random_sd || random_clip {
         let manifest = bundle.manifest_mut();
-        manifest.provenance.random_weights = true;
         let note = format!(
             " Score components: {} Stable Diffusion, {} scorer CLIP, the REAL LAION aesthetic head; with random image models the images and rewards are meaningless.",
             if random_sd { "RANDOM-weight" } else { "converted" },
