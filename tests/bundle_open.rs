@@ -172,7 +172,9 @@ fn component_problems() {
     let policy = m.components.remove("policy").unwrap();
     save(d.path(), &m);
     let b = open(d.path()).unwrap();
-    assert_eq!(b.policy().unwrap_err().code(), Code::NotInBundle);
+    let e = b.policy().unwrap_err();
+    assert_eq!(e.code(), Code::BundleInvalid, "an engine needs the policy: {e}");
+    assert!(e.to_string().contains("has no `policy` component") && e.to_string().contains("it has: none"), "{e}");
 
     let mut p2 = policy.clone();
     p2.files.remove("policy/config.json");
@@ -239,4 +241,45 @@ fn verify_cli_reports() {
 
     let (code, out) = verify(Path::new("/nonexistent/b"));
     assert_eq!(code, Code::BundleNotFound as i32, "{out}");
+}
+
+/// What the loader says about manifests and components that are wrong in less common ways.
+#[test]
+fn manifest_text_kinds_and_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let m = write_bundle(d.path());
+    // Not UTF-8: a manifest problem, not an I/O error.
+    let mut bytes = serde_json::to_vec(&m).unwrap();
+    bytes.insert(1, 0xff);
+    std::fs::write(d.path().join("promptist.json"), &bytes).unwrap();
+    let e = open(d.path()).unwrap_err();
+    assert_eq!(e.code(), Code::BundleInvalid, "{e}");
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+    // Too large to be a manifest: refused before it is read.
+    std::fs::write(d.path().join("promptist.json"), vec![b' '; (16 << 20) + 1]).unwrap();
+    let e = open(d.path()).unwrap_err();
+    assert_eq!(e.code(), Code::BundleInvalid, "{e}");
+    assert!(e.to_string().contains("more than a manifest may have"), "{e}");
+    // A manifest that cannot be read (here a symlink loop) names the I/O cause.
+    std::fs::remove_file(d.path().join("promptist.json")).unwrap();
+    std::os::unix::fs::symlink("promptist.json", d.path().join("promptist.json")).unwrap();
+    let e = open(d.path()).unwrap_err();
+    assert_eq!(e.code(), Code::Io, "{e}");
+    std::fs::remove_file(d.path().join("promptist.json")).unwrap();
+    // An unknown component, and a known one of the wrong kind.
+    let mut m2 = m.clone();
+    let mut extra = m.components["policy"].clone();
+    extra.kind = "mystery".into();
+    m2.components.insert("upscaler".into(), extra);
+    save(d.path(), &m2);
+    let e = open(d.path()).unwrap_err();
+    assert_eq!(e.code(), Code::BundleInvalid, "{e}");
+    assert!(e.to_string().contains("unknown component `upscaler`"), "{e}");
+    let mut m3 = m.clone();
+    m3.components.get_mut("policy").unwrap().kind = "sd-unet".into();
+    save(d.path(), &m3);
+    let e = open(d.path()).unwrap_err();
+    assert!(e.to_string().contains("has kind `sd-unet`, expected `gpt2-policy`"), "{e}");
+    save(d.path(), &m);
+    open(d.path()).unwrap();
 }

@@ -24,6 +24,17 @@ pub struct Bundle {
     policy: Option<PolicyFiles>,
 }
 
+/// Largest `promptist.json` read (a real one is a few kB; configs included, well under 1 MB).
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// The kind a known component must have; `None` for a name this library does not know.
+fn expected_kind(component: &str) -> Option<&'static str> {
+    if component == POLICY {
+        return Some(super::policy::POLICY_KIND);
+    }
+    super::layout::SCORE_COMPONENTS.contains(&component).then(|| super::layout::kind_of(component))
+}
+
 /// The files each known component must list (relative to the bundle root).
 fn required_files(component: &str) -> &'static [&'static str] {
     match component {
@@ -90,10 +101,16 @@ impl Bundle {
     pub fn policy(&self) -> Result<&PolicyFiles> {
         match &self.policy {
             Some(p) => Ok(p),
-            None => Err(self
-                .component(POLICY)
-                .err()
-                .unwrap_or_else(|| Error::Internal("policy not loaded".into()))),
+            // An engine cannot run without the policy: a broken bundle, not a missing option.
+            None => Err(Error::BundleInvalid(format!(
+                "the bundle at {} has no `{POLICY}` component, which every engine needs (it has: {})",
+                self.root.display(),
+                if self.manifest.components.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.manifest.components.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ))),
         }
     }
 
@@ -115,13 +132,26 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
         return Err(Error::BundleNotFound(root.to_path_buf()));
     }
     let path = root.join(MANIFEST_FILE);
-    if !path.is_file() {
-        return Err(Error::BundleInvalid(format!(
-            "{} has no {MANIFEST_FILE}",
-            root.display()
-        )));
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.len() <= MAX_MANIFEST_BYTES => {}
+        Ok(m) if m.is_file() => {
+            return Err(Error::BundleInvalid(format!(
+                "{}: {} bytes, more than a manifest may have ({MAX_MANIFEST_BYTES})",
+                path.display(),
+                m.len()
+            )))
+        }
+        Ok(_) => return Err(Error::BundleInvalid(format!("{} is not a file", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::BundleInvalid(format!("{} has no {MANIFEST_FILE}", root.display())))
+        }
+        // Permission and other I/O problems name the cause (an unreadable folder is not a folder
+        // without a manifest).
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Error::BundleInvalid(format!("{}: not UTF-8 text ({e})", path.display())))?;
     // The version first, so a future format gets a version error rather than a field error.
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::BundleInvalid(format!("{}: not valid JSON: {e}", path.display())))?;
@@ -149,6 +179,18 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
 pub fn check_files(root: &Path, manifest: &Manifest, checksums: Checksums) -> Vec<Error> {
     let mut problems = Vec::new();
     for (name, comp) in &manifest.components {
+        match expected_kind(name) {
+            None => problems.push(Error::BundleInvalid(format!(
+                "unknown component `{name}` (kind `{}`): this library reads {POLICY}, {}",
+                comp.kind,
+                super::layout::SCORE_COMPONENTS.join(", ")
+            ))),
+            Some(k) if k != comp.kind => problems.push(Error::BundleInvalid(format!(
+                "component `{name}` has kind `{}`, expected `{k}`",
+                comp.kind
+            ))),
+            Some(_) => {}
+        }
         for req in required_files(name) {
             if !comp.files.contains_key(*req) {
                 problems.push(Error::BundleInvalid(format!(

@@ -27,10 +27,12 @@ pub struct promptist_engine {
 /// `promptist_error_free`) on failure.
 ///
 /// Status: OK; NULL_ARGUMENT (bundle_path or engine_out NULL); INVALID_UTF8; INVALID_OPTIONS
-/// (struct_size too small, unknown provider, device_id < 0); BUNDLE_NOT_FOUND; BUNDLE_INVALID
-/// (bad manifest, missing file); BUNDLE_CHECKSUM (corrupt file); RUNTIME_NOT_FOUND;
+/// (struct_size too small, unknown provider, device_id < 0, a number beyond its PROMPTIST_MAX_*
+/// cap); BUNDLE_NOT_FOUND; BUNDLE_INVALID (bad or non-UTF-8 manifest, missing file, no `policy`
+/// component, an unknown component or one of the wrong kind, UNet and VAE that do not fit
+/// together); BUNDLE_CHECKSUM (corrupt file); IO (e.g. a bundle folder that cannot be read); RUNTIME_NOT_FOUND;
 /// PROVIDER_UNAVAILABLE (CUDA asked for but not registrable); INFERENCE; TOKENIZER; MODEL_FORMAT;
-/// IO; INTERNAL. Thread-safe.
+/// INTERNAL. Thread-safe.
 ///
 /// # Safety
 /// Pointers are NULL or valid for their type; strings NUL-terminated.
