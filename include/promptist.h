@@ -262,8 +262,10 @@ typedef struct promptist_score_result promptist_score_result;
 typedef struct {
     // `sizeof(promptist_engine_options)` as the caller knows it; set by `_init`.
     size_t struct_size;
-    // Path of the ONNX Runtime shared library, or NULL. Searched first, then `ORT_DYLIB_PATH`,
-    // then next to the promptist library, then the system loader.
+    // Path of the ONNX Runtime shared library, or NULL. When given it is the only place tried
+    // (RUNTIME_NOT_FOUND naming it if it cannot be loaded); NULL searches `ORT_DYLIB_PATH`, next
+    // to the promptist library, then the system loader. ONNX Runtime loads once per process: a
+    // path other than the loaded library's is INVALID_OPTIONS.
     const char *ort_library_path;
     // A `promptist_provider` value (CPU, CUDA or AUTO). Default CPU.
     int32_t provider;

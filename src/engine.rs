@@ -124,8 +124,9 @@ impl Engine {
     /// Open the bundle at `bundle_path`: validate its manifest and checksums, load ONNX Runtime,
     /// create the policy session on the requested provider and load the tokenizer.
     ///
-    /// ONNX Runtime is loaded once per process: when it is already loaded, a different
-    /// `ort_library_path` is ignored and the loaded library stays in use.
+    /// ONNX Runtime is loaded once per process: an explicit `ort_library_path` is the only place
+    /// tried (RUNTIME_NOT_FOUND when it cannot be loaded), and once a library is loaded a different
+    /// `ort_library_path` is INVALID_OPTIONS naming both.
     pub fn open(bundle_path: impl AsRef<Path>, options: &EngineOptions) -> Result<Engine> {
         validate_engine_options(options)?;
         let checksums = if options.skip_checksums { Checksums::Skip } else { Checksums::Verify };

@@ -58,12 +58,12 @@ fn child_entry() {
             for a in &lib.attempts {
                 println!("ATTEMPT {a}");
             }
-            // A second engine asking for another file keeps the loaded library and says so.
-            let again = Runtime::get(Some(Path::new("/nonexistent/other/libonnxruntime.so"))).unwrap();
-            assert_eq!(again.library(), lib);
-            println!("IGNORED={:?}", again.ignored_request());
-            let same = Runtime::get(Some(&lib.path)).unwrap();
-            assert!(same.ignored_request().is_none());
+            // A second engine asking for another file gets an error naming both; the same file
+            // (or none) is fine.
+            let e = Runtime::get(Some(Path::new("/nonexistent/other/libonnxruntime.so"))).unwrap_err();
+            println!("SECOND={} {e}", e.code().name());
+            assert_eq!(Runtime::get(Some(&lib.path)).unwrap().library(), lib);
+            assert_eq!(Runtime::get(None).unwrap().library(), lib);
         }
         "fail" => {
             let e = r.unwrap_err();
@@ -76,13 +76,12 @@ fn child_entry() {
 
 #[test]
 fn not_found_names_every_place_tried() {
-    let bogus = Path::new("/nonexistent/promptist-test/libonnxruntime.so");
-    let (ok, out) = run_child(&me(), "fail", Some(bogus), None);
+    let (ok, out) = run_child(&me(), "fail", None, None);
     assert!(ok, "child failed:\n{out}");
     assert!(out.contains("CODE=RUNTIME_NOT_FOUND"), "{out}");
     let own_dir = me().parent().unwrap().canonicalize().unwrap();
     for needle in [
-        format!("engine option ort_library_path `{}`: no such file", bogus.display()),
+        "engine option ort_library_path: not set".to_string(),
         "ORT_DYLIB_PATH: not set".to_string(),
         format!(
             "next to the promptist library `{}`: no such file",
@@ -110,7 +109,7 @@ fn env_var_is_used_and_second_path_is_reported() {
     assert!(out.contains("SOURCE=EnvVar"), "{out}");
     assert!(out.contains("VERSION=1.3"), "{out}");
     assert!(
-        out.contains("IGNORED=Some(\"/nonexistent/other/libonnxruntime.so\")"),
+        out.contains("SECOND=INVALID_OPTIONS") && out.contains("ort_library_path `/nonexistent/other/libonnxruntime.so` is not the ONNX Runtime this process already loaded"),
         "{out}"
     );
 }
@@ -126,14 +125,13 @@ fn explicit_path_comes_first() {
     );
     assert!(ok, "child failed:\n{out}");
     assert!(out.contains("SOURCE=Explicit"), "{out}");
-    // A bad explicit path falls through to ORT_DYLIB_PATH and is listed as tried.
-    let (ok, out) = run_child(&me(), "load", Some(Path::new("/nonexistent/explicit.so")), Some(&ort));
+    // A bad explicit path is an error naming it, even with a usable ORT_DYLIB_PATH: never a
+    // silent fallback to another library.
+    let (ok, out) = run_child(&me(), "fail", Some(Path::new("/nonexistent/explicit.so")), Some(&ort));
     assert!(ok, "child failed:\n{out}");
-    assert!(out.contains("SOURCE=EnvVar"), "{out}");
-    assert!(
-        out.contains("ATTEMPT engine option ort_library_path `/nonexistent/explicit.so`: no such file"),
-        "{out}"
-    );
+    assert!(out.contains("CODE=RUNTIME_NOT_FOUND"), "{out}");
+    assert!(out.contains("engine option ort_library_path `/nonexistent/explicit.so`: no such file"), "{out}");
+    assert!(!out.contains("ORT_DYLIB_PATH"), "nothing but the explicit path is tried: {out}");
 }
 
 #[test]

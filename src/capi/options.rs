@@ -21,8 +21,10 @@ use crate::runtime::ProviderChoice;
 pub struct promptist_engine_options {
     /// `sizeof(promptist_engine_options)` as the caller knows it; set by `_init`.
     pub struct_size: usize,
-    /// Path of the ONNX Runtime shared library, or NULL. Searched first, then `ORT_DYLIB_PATH`,
-    /// then next to the promptist library, then the system loader.
+    /// Path of the ONNX Runtime shared library, or NULL. When given it is the only place tried
+    /// (RUNTIME_NOT_FOUND naming it if it cannot be loaded); NULL searches `ORT_DYLIB_PATH`, next
+    /// to the promptist library, then the system loader. ONNX Runtime loads once per process: a
+    /// path other than the loaded library's is INVALID_OPTIONS.
     pub ort_library_path: *const c_char,
     /// A `promptist_provider` value (CPU, CUDA or AUTO). Default CPU.
     pub provider: i32,

@@ -1,6 +1,8 @@
 //! Locating and loading the ONNX Runtime shared library once per process (ort's `load-dynamic`
-//! mode, `ort::init_from`), in the project's search order: an explicit path from the engine
-//! options, `ORT_DYLIB_PATH`, next to the promptist library itself, then the system loader.
+//! mode, `ort::init_from`). An explicit path from the engine options is the only place tried when
+//! given (a path that cannot be loaded is an error, never a silent fallback); without one the
+//! search order is `ORT_DYLIB_PATH`, next to the promptist library itself, then the system loader.
+//! ONNX Runtime loads once per process: a later engine asking for another file gets an error.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -84,14 +86,12 @@ pub struct LibraryInfo {
 pub struct Runtime {
     pub(crate) env: Environment,
     info: LibraryInfo,
-    ignored_request: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("library", &self.info)
-            .field("ignored_request", &self.ignored_request)
             .finish()
     }
 }
@@ -99,22 +99,27 @@ impl std::fmt::Debug for Runtime {
 static RUNTIME: Mutex<Option<(Environment, LibraryInfo)>> = Mutex::new(None);
 
 impl Runtime {
-    /// The process's ONNX Runtime, loading it on first use from the search order
-    /// (`explicit`, `ORT_DYLIB_PATH`, next to the promptist library, system loader).
+    /// The process's ONNX Runtime, loading it on first use: from `explicit` alone when given
+    /// (RUNTIME_NOT_FOUND naming it when it cannot be loaded), else from the search order
+    /// (`ORT_DYLIB_PATH`, next to the promptist library, system loader).
     ///
     /// ONNX Runtime can be loaded only once per process. When it is already loaded and `explicit`
-    /// names a different file, the loaded one stays in use and [`Runtime::ignored_request`] says so.
+    /// names a different file, the call fails with INVALID_OPTIONS naming both files.
     pub fn get(explicit: Option<&Path>) -> Result<Runtime> {
         let mut guard = RUNTIME
             .lock()
             .map_err(|_| Error::Internal("runtime lock poisoned".into()))?;
         if let Some((env, info)) = guard.as_ref() {
-            let ignored_request = explicit.filter(|p| !same_file(p, info)).map(Path::to_path_buf);
-            return Ok(Runtime {
-                env: env.clone(),
-                info: info.clone(),
-                ignored_request,
-            });
+            if let Some(p) = explicit.filter(|p| !same_file(p, info)) {
+                return Err(Error::InvalidOptions(format!(
+                    "ort_library_path `{}` is not the ONNX Runtime this process already loaded (`{}`, {} {}): ONNX Runtime loads once per process; pass that path or none",
+                    p.display(),
+                    info.resolved_path.as_deref().unwrap_or(&info.path).display(),
+                    info.source.name(),
+                    info.version
+                )));
+            }
+            return Ok(Runtime { env: env.clone(), info: info.clone() });
         }
         let info = load(explicit)?;
         let env = ort::init()
@@ -129,11 +134,7 @@ impl Runtime {
                 ))
             })?;
         *guard = Some((env.clone(), info.clone()));
-        Ok(Runtime {
-            env,
-            info,
-            ignored_request: None,
-        })
+        Ok(Runtime { env, info })
     }
 
     /// The library in use.
@@ -141,11 +142,6 @@ impl Runtime {
         &self.info
     }
 
-    /// The explicit path this call asked for but that was not loaded, because another ONNX Runtime
-    /// library was already loaded in this process.
-    pub fn ignored_request(&self) -> Option<&Path> {
-        self.ignored_request.as_deref()
-    }
 }
 
 /// The library this process has loaded, if any (loads nothing).
@@ -159,14 +155,18 @@ fn same_file(p: &Path, info: &LibraryInfo) -> bool {
     want.is_some() && (want == canon(&info.path) || want == info.resolved_path.as_deref().and_then(canon))
 }
 
-/// Every candidate in search order; places that cannot be tried are attempts with a failure.
+/// Every candidate in search order: the explicit path alone when given, else the search;
+/// places that cannot be tried are attempts with a failure.
 pub fn candidates(explicit: Option<&Path>) -> Vec<Attempt> {
     let mut out = Vec::new();
     let push = |out: &mut Vec<Attempt>, source, path: PathBuf, failure: Option<String>| {
         out.push(Attempt { source, path, failure })
     };
     match explicit {
-        Some(p) => push(&mut out, LibrarySource::Explicit, p.to_path_buf(), None),
+        Some(p) => {
+            push(&mut out, LibrarySource::Explicit, p.to_path_buf(), None);
+            return out;
+        }
         None => push(
             &mut out,
             LibrarySource::Explicit,
@@ -236,6 +236,12 @@ fn load(explicit: Option<&Path>) -> Result<LibraryInfo> {
         }
     }
     let list: Vec<String> = attempts.iter().map(|a| a.to_string()).collect();
+    if explicit.is_some() {
+        return Err(Error::RuntimeNotFound(format!(
+            "{} (an explicit path is the only place tried: nothing else is loaded in its place)",
+            list.join("; ")
+        )));
+    }
     Err(Error::RuntimeNotFound(format!(
         "{}. Get the library with tests/fetch-ort.sh (PyPI onnxruntime==1.31.1) and pass its path or set {ENV_VAR}",
         list.join("; ")
