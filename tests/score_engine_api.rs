@@ -296,3 +296,19 @@ fn provenance_is_per_component() {
     let s = e.score("a red fox", "a red fox, 8k", &small(0), &mut |_, _, _| true).unwrap();
     assert!(s.random_weights);
 }
+
+/// Prompts longer than CLIP's 77-token context are truncated, as diffusers' pipeline and
+/// open_clip's tokenizer do: two candidates (and two user prompts) that differ only after the 75th
+/// token get the same reward, bit for bit.
+#[test]
+fn prompts_past_clips_context_are_truncated() {
+    let e = open(&bundles().score);
+    let long = "a small red bird on a branch, ".repeat(20);
+    let (a, b) = (format!("{long} ending one"), format!("{long} a different ending altogether"));
+    let mut none = |_: Stage, _: usize, _: usize| true;
+    let ra = e.score(&a, &a, &small(4), &mut none).unwrap();
+    let rb = e.score(&b, &b, &small(4), &mut none).unwrap();
+    assert_eq!(ra.candidates[0].reward, rb.candidates[0].reward, "only tokens past the context differ");
+    let short = e.score(&a, "a small red bird", &small(4), &mut none).unwrap();
+    assert_ne!(short.candidates[0].reward.aesthetic_y, ra.candidates[0].reward.aesthetic_y, "a prompt inside the context does change the images");
+}

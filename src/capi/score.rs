@@ -132,6 +132,11 @@ unsafe fn score_options(p: *const promptist_score_options) -> Result<(ScoreOptio
 /// `s_i` the CLIP cosine of y's image i with x's text. Same as `promptist_score_many` with one
 /// candidate.
 ///
+/// Prompts longer than CLIP's 77-token context are truncated, as diffusers' pipeline and
+/// open_clip's tokenizer do: the start token, the first 75 tokens, the end token. Nothing past the
+/// 75th token changes the images or the relevance (each prompt is still at most
+/// PROMPTIST_MAX_PROMPT_BYTES).
+///
 /// # Safety
 /// Pointers are NULL or valid for their type; strings NUL-terminated.
 #[no_mangle]
