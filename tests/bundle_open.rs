@@ -282,4 +282,13 @@ fn manifest_text_kinds_and_reads() {
     assert!(e.to_string().contains("has kind `sd-unet`, expected `gpt2-policy`"), "{e}");
     save(d.path(), &m);
     open(d.path()).unwrap();
+    // A listed file that is a symlink to a file outside the bundle, with a matching checksum.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("model.onnx");
+    std::fs::copy(d.path().join("policy/model.onnx"), &target).unwrap();
+    std::fs::remove_file(d.path().join("policy/model.onnx")).unwrap();
+    std::os::unix::fs::symlink(&target, d.path().join("policy/model.onnx")).unwrap();
+    let e = open(d.path()).unwrap_err();
+    assert_eq!(e.code(), Code::BundleInvalid, "{e}");
+    assert!(e.to_string().contains("outside the bundle"), "{e}");
 }

@@ -178,6 +178,11 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
 /// (sizes, and unless skipped sha256 digests), each group in manifest order.
 pub fn check_files(root: &Path, manifest: &Manifest, checksums: Checksums) -> Vec<Error> {
     let mut problems = Vec::new();
+    // Listed files must stay inside the bundle after symlinks are resolved, not only lexically.
+    let real_root = match std::fs::canonicalize(root) {
+        Ok(r) => r,
+        Err(e) => return vec![Error::io(format!("resolving {}", root.display()), e)],
+    };
     for (name, comp) in &manifest.components {
         match expected_kind(name) {
             None => problems.push(Error::BundleInvalid(format!(
@@ -206,6 +211,15 @@ pub fn check_files(root: &Path, manifest: &Manifest, checksums: Checksums) -> Ve
                 continue;
             }
             let path = root.join(rel);
+            if let Ok(real) = std::fs::canonicalize(&path) {
+                if !real.starts_with(&real_root) {
+                    problems.push(Error::BundleInvalid(format!(
+                        "component `{name}`: file `{rel}` resolves to {}, outside the bundle (a symlink)",
+                        real.display()
+                    )));
+                    continue;
+                }
+            }
             let meta = match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => m,
                 _ => {
