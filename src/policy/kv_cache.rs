@@ -126,7 +126,8 @@ impl<T: GraphFloat> Layers<T> {
         for i in 0..self.cache.len() {
             let mut out = std::mem::take(&mut self.spare[i]);
             out.clear();
-            out.reserve(src.len() * row);
+            // Fallible: a cache this large is an error for the caller, not an abort of the host.
+            try_reserve(&mut out, src.len() * row)?;
             {
                 let data: &[T] = match &self.cache[i] {
                     Kv::Ort(v) => v.try_extract_tensor::<T>()?.1,
@@ -203,9 +204,26 @@ impl KvCache {
     }
 }
 
+/// Reserve room for `n` more values, or fail with an error naming the size (never an abort).
+pub(crate) fn try_reserve<T>(v: &mut Vec<T>, n: usize) -> Result<()> {
+    v.try_reserve(n).map_err(|_| {
+        Error::Inference(format!("cannot allocate {} bytes for the decoder's buffers: the request is too large for this machine", n.saturating_mul(std::mem::size_of::<T>())))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_impossible_buffer_is_an_error_not_an_abort() {
+        let e = try_reserve(&mut Vec::<f32>::new(), usize::MAX / 8).unwrap_err();
+        assert_eq!(e.code(), crate::Code::Inference);
+        assert!(e.to_string().contains("too large for this machine"), "{e}");
+        let mut v = vec![1.0f32];
+        try_reserve(&mut v, 16).unwrap();
+        assert!(v.capacity() >= 17);
+    }
 
     #[test]
     fn element_types() {

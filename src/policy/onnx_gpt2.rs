@@ -271,7 +271,8 @@ impl OnnxGpt2 {
         self.next_pos = phys_src.iter().map(|&s| self.next_pos[s]).collect();
         let v = self.dims.vocab_size;
         if self.logits.len() == self.rows * v {
-            let mut logits = Vec::with_capacity(src.len() * v);
+            let mut logits = Vec::new();
+            crate::policy::kv_cache::try_reserve(&mut logits, src.len() * v)?;
             for &s in src {
                 logits.extend_from_slice(&self.logits[s * v..(s + 1) * v]);
             }
