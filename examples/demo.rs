@@ -81,15 +81,8 @@ fn score_bundle(policy_bundle: &Path) -> Result<PathBuf, String> {
     let tmp = out.with_extension("part");
     let _ = std::fs::remove_dir_all(&tmp);
     copy_dir(policy_bundle, &tmp).map_err(|e| e.to_string())?;
-    use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
-    let src = ScoreSources {
-        sd: SdSource::Random { seed: 0, preset: "tiny".into() },
-        clip: ClipSource::Random { seed: 1, preset: "tiny".into() },
-        aesthetic: None,
-        clip_bpe: None,
-        export: Default::default(),
-        random_init: Default::default(),
-    };
+    use promptist::export::sd_convert::{add_score_components, ScoreSources};
+    let src = ScoreSources::tiny_random(0, Default::default());
     add_score_components(&tmp, &src).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
     Ok(out)

@@ -269,19 +269,11 @@ fn score_numbers_beyond_the_caps_are_refused() {
 /// image models, while score results say their models are random.
 #[test]
 fn provenance_is_per_component() {
-    use promptist::export::clip_text::SdExportOptions;
-    use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+    use promptist::export::sd_convert::{add_score_components, ScoreSources};
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("demo");
     copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("training/demo/bundle"), &b);
-    let src = ScoreSources {
-        sd: SdSource::Random { seed: 5, preset: "tiny".into() },
-        clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
-        aesthetic: None,
-        clip_bpe: None,
-        export: SdExportOptions::default(),
-        random_init: Default::default(),
-    };
+    let src = ScoreSources::tiny_random(5, Default::default());
     add_score_components(&b, &src).unwrap();
     let m = promptist::bundle::read_manifest(&b).unwrap();
     let flag = |c: &str| m.components[c].random_weights;

@@ -55,6 +55,21 @@ pub struct ScoreSources {
     pub random_init: RandomInit,
 }
 
+impl ScoreSources {
+    /// Tiny RANDOM Stable Diffusion (seed `seed`) and scorer CLIP (seed `seed + 1`) with the real
+    /// embedded aesthetic head and CLIP merges: the demo's and the tests' score components.
+    pub fn tiny_random(seed: u64, random_init: RandomInit) -> Self {
+        ScoreSources {
+            sd: SdSource::Random { seed, preset: "tiny".into() },
+            clip: ClipSource::Random { seed: seed.wrapping_add(1), preset: "tiny".into() },
+            aesthetic: None,
+            clip_bpe: None,
+            export: SdExportOptions::default(),
+            random_init,
+        }
+    }
+}
+
 /// The tiny SD text encoder: `ClipTextConfig::tiny` with CLIP's full 49408-token vocabulary.
 pub fn tiny_text_config() -> ClipTextConfig {
     ClipTextConfig { vocab_size: crate::text::clip::VOCAB_SIZE, ..ClipTextConfig::tiny() }

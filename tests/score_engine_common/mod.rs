@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use promptist::export::clip_text::SdExportOptions;
-use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+use promptist::export::sd_convert::{add_score_components, ScoreSources};
 
 pub struct Bundles {
     _dir: tempfile::TempDir,
@@ -28,14 +27,7 @@ pub fn bundles() -> &'static Bundles {
         promptist::export::convert_checkpoint(&ck, &policy_only, &Default::default(), &mut |_| {}).unwrap();
         let score = dir.path().join("score");
         promptist::export::convert_checkpoint(&ck, &score, &Default::default(), &mut |_| {}).unwrap();
-        let src = ScoreSources {
-            sd: SdSource::Random { seed: 5, preset: "tiny".into() },
-            clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
-            aesthetic: None,
-            clip_bpe: None,
-            export: SdExportOptions::default(),
-            random_init: Default::default(),
-        };
+        let src = ScoreSources::tiny_random(5, Default::default());
         add_score_components(&score, &src).unwrap();
         Bundles { _dir: dir, score, policy_only }
     })

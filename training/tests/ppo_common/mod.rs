@@ -7,9 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use promptist::export::clip_text::SdExportOptions;
 use promptist::export::gpt2_config::Gpt2Config;
-use promptist::export::sd_convert::{add_score_components, ClipSource, ScoreSources, SdSource};
+use promptist::export::sd_convert::{add_score_components, ScoreSources};
 use promptist_train::data::bad::BadRows;
 use promptist_train::data::prepare::{prepare, DataOptions};
 use promptist_train::data::read::Columns;
@@ -106,14 +105,7 @@ pub fn setup() -> &'static Setup {
         // Score bundle: the demo bundle plus tiny random SD / CLIP and the real aesthetic head.
         let bundle = d.join("score");
         copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/bundle"), &bundle);
-        let src = ScoreSources {
-            sd: SdSource::Random { seed: 5, preset: "tiny".into() },
-            clip: ClipSource::Random { seed: 6, preset: "tiny".into() },
-            aesthetic: None,
-            clip_bpe: None,
-            export: SdExportOptions::default(),
-            random_init: promptist::export::nn::RandomInit::TorchDefault,
-        };
+        let src = ScoreSources::tiny_random(5, promptist::export::nn::RandomInit::TorchDefault);
         add_score_components(&bundle, &src).unwrap();
         let (prompts_a, prompts_b, held_out) = (d.join("domain_a.txt"), d.join("domain_b.txt"), d.join("held_out.txt"));
         let ((ta, ha), (tb, hb)) = (combos(SUBJECTS_A), combos(SUBJECTS_B));
