@@ -30,4 +30,12 @@ else
     grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost" "$work/score.valgrind" | sed "s/^==[0-9]*==/[test_score]/" >&2
 fi
 [ ! -s "$work/stdout" ] || { cat "$work/stdout" >&2; fail "the library wrote to stdout"; }
-echo "tests/c/run_score.sh: PASS${PROMPTIST_C_NO_VALGRIND:+ (without valgrind)}"
+# The same test built with gcc's AddressSanitizer, LeakSanitizer at exit, no suppressions.
+cc -std=c11 -Wall -Wextra -Werror -pedantic -g -fsanitize=address -fno-omit-frame-pointer -I"$root/include" \
+    tests/c/test_score.c -o "$work/test_score-asan" -L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir"
+ASAN_OPTIONS=detect_leaks=1:exitcode=23 "$work/test_score-asan" "$work/score" "$work/policy_only" > "$work/stdout.asan" 2> "$work/score.asan" \
+    || { cat "$work/score.asan" >&2; fail "test_score under AddressSanitizer"; }
+! grep -q "ERROR: \(Address\|Leak\)Sanitizer" "$work/score.asan" || { cat "$work/score.asan" >&2; fail "test_score: sanitizer report"; }
+[ ! -s "$work/stdout.asan" ] || { cat "$work/stdout.asan" >&2; fail "the library wrote to stdout"; }
+echo "[test_score] AddressSanitizer + LeakSanitizer: 0 errors, 0 leaks"
+echo "tests/c/run_score.sh: PASS${PROMPTIST_C_NO_VALGRIND:+ (without valgrind)} (AddressSanitizer too)"
