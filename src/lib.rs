@@ -8,6 +8,7 @@ pub mod capi;
 pub mod diffusion;
 pub mod engine;
 pub mod export;
+pub(crate) mod io;
 pub mod policy;
 pub mod reward;
 pub mod runtime;

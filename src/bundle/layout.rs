@@ -90,7 +90,7 @@ pub fn score_paths(bundle: &Bundle) -> Result<Option<ScorePaths>> {
         Some(v) if v.is_object() => Some(v.clone()),
         _ if listed(UNET, UNET_CONFIG) => {
             let p = f(UNET, UNET_CONFIG)?;
-            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            let text = crate::io::read_text(&p)?;
             Some(serde_json::from_str(&text).map_err(|e| Error::BundleInvalid(format!("{}: not valid JSON: {e}", p.display())))?)
         }
         _ => None,

@@ -118,7 +118,7 @@ impl PolicyConfig {
 
     /// Read and parse a `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = crate::io::read_text(path)?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::BundleInvalid(format!("{}: not valid JSON: {e}", path.display())))?;
         Self::from_json(&v, &path.display().to_string())

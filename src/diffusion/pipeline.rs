@@ -159,7 +159,7 @@ impl std::fmt::Debug for SdPipeline {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    crate::io::read_text(path)
 }
 
 /// The fields of a diffusers AutoencoderKL `config.json` the pipeline uses.

@@ -123,7 +123,7 @@ impl Gpt2Config {
     }
     /// Read and validate a `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = crate::io::read_text(path)?;
         Self::from_json(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", path.display())))
     }
     pub fn to_json_pretty(&self) -> Result<String> {

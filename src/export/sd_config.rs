@@ -420,7 +420,7 @@ fn check_act(act: &str) -> Result<()> {
 
 /// Parse a reference `config.json` into `T`, naming the file in errors.
 pub fn read_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let text = crate::io::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", path.display())))
 }
 

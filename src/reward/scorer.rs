@@ -49,7 +49,7 @@ impl ClipScorer {
         text.expect_input_shape("input_ids", 2, &[])?;
         let s = CLIP_IMAGE_SIZE as i64;
         vision.expect_input_shape("pixel_values", 4, &[(1, 3), (2, s), (3, s)])?;
-        let merges = std::fs::read_to_string(files.merges).map_err(|e| Error::io(format!("reading {}", files.merges.display()), e))?;
+        let merges = crate::io::read_text(files.merges)?;
         let tokenizer = ClipTokenizer::from_merges_text(&merges).map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
         let aesthetic = AestheticHead::from_file(files.aesthetic)?;
         Ok(ClipScorer { text, vision, tokenizer, aesthetic, batch: 4 })

@@ -49,10 +49,16 @@ pub static EMBEDDED_BPE_GZ: &[u8] = include_bytes!("../data/clip/bpe_simple_voca
 
 /// Decompress a CLIP merges file (`bpe_simple_vocab_16e6.txt.gz` format); `what` names it in errors.
 pub fn gunzip_merges(gz: &[u8], what: &str) -> Result<String> {
+    // Capped: a real merges file is 1.6 MB decompressed; a gzip bomb must not exhaust memory.
+    let cap = crate::io::MAX_TEXT_FILE_BYTES;
     let mut text = String::new();
     flate2::read::GzDecoder::new(gz)
+        .take(cap + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::Tokenizer(format!("decompressing {what}: {e}")))?;
+    if text.len() as u64 > cap {
+        return Err(Error::Tokenizer(format!("{what}: decompresses to more than {cap} bytes")));
+    }
     Ok(text)
 }
 
@@ -339,9 +345,7 @@ impl ClipTokenizer {
     /// Build from a transformers CLIP tokenizer folder's `vocab.json` and `merges.txt` (the
     /// optimum / diffusers `tokenizer/` layout; `merges.txt` starts with a `#version` line).
     pub fn from_vocab_merges_files(vocab_json: &Path, merges_txt: &Path) -> Result<Self> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| Error::io(format!("reading {}", p.display()), e))
-        };
+        let read = |p: &Path| crate::io::read_text(p);
         let vocab: HashMap<String, u32> = serde_json::from_str(&read(vocab_json)?)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", vocab_json.display())))?;
         let mut merges = Vec::new();

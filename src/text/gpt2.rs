@@ -54,8 +54,8 @@ impl Gpt2Tokenizer {
 
     /// Load a Hugging Face `tokenizer.json` (for example a bundle's `policy/tokenizer.json`).
     pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        Self::from_json_bytes(&bytes, &path.display().to_string())
+        let text = crate::io::read_text(path)?;
+        Self::from_json_bytes(text.as_bytes(), &path.display().to_string())
     }
 
     /// Parse `tokenizer.json` bytes; `origin` names them in errors.

@@ -48,7 +48,7 @@ pub fn load_checkpoint_weights(dir: &Path) -> Result<(WeightMap, CheckpointForma
 }
 
 fn read_sharded(dir: &Path, index: &Path) -> Result<WeightMap> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(format!("reading {}", index.display()), e))?;
+    let text = crate::io::read_text(index)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::ModelFormat(format!("{}: {e}", index.display())))?;
     let wm = v

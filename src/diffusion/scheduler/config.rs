@@ -82,8 +82,7 @@ impl SchedulerConfig {
 
     /// Read and parse a `scheduler_config.json` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = crate::io::read_text(path)?;
         Self::from_json_str(&text).map_err(|e| match e {
             Error::ModelFormat(m) => Error::ModelFormat(format!("{}: {m}", path.display())),
             other => other,
