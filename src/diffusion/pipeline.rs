@@ -158,9 +158,6 @@ impl std::fmt::Debug for SdPipeline {
     }
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    crate::io::read_text(path)
-}
 
 /// The fields of a diffusers AutoencoderKL `config.json` the pipeline uses.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -188,7 +185,7 @@ impl VaeGeometry {
             return Ok(VaeGeometry { scaling_factor: sd1_scaling(), block_out_channels: None, latent_channels: None, sample_size: None });
         };
         let g: VaeGeometry =
-            serde_json::from_str(&read_text(p)?).map_err(|e| Error::ModelFormat(format!("{}: {e}", p.display())))?;
+            serde_json::from_str(&crate::io::read_text(p)?).map_err(|e| Error::ModelFormat(format!("{}: {e}", p.display())))?;
         if !(g.scaling_factor.is_finite() && g.scaling_factor > 0.0) {
             return Err(Error::ModelFormat(format!("{}: scaling_factor {} is not a positive number", p.display(), g.scaling_factor)));
         }
@@ -241,7 +238,7 @@ impl SdPipeline {
         unet.expect_input_shape("sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
         unet.expect_input_shape("encoder_hidden_states", 3, &[])?;
         vae.expect_input_shape("latent_sample", 4, &[(1, LATENT_CHANNELS as i64)])?;
-        let tokenizer = ClipTokenizer::from_merges_text(&read_text(files.merges)?)
+        let tokenizer = ClipTokenizer::from_merges_text(&crate::io::read_text(files.merges)?)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", files.merges.display())))?;
         let scheduler_config = SchedulerConfig::from_file(files.scheduler_config)?;
         // Build each supported scheduler once so a bad config fails at load, not at run time.

@@ -69,9 +69,15 @@ pub struct PairScores {
     pub random_weights: bool,
 }
 
-fn validate(pairs: &[(&str, &str)], o: &ScoreOptions) -> Result<()> {
+/// The checks of a score call's options that do not depend on its prompts (shared by
+/// `score_many`, which runs them before building its pairs).
+pub(super) fn validate_options(o: &ScoreOptions) -> Result<()> {
     o.sd.validate()?;
-    crate::capi::limits::check_range("images_per_prompt", o.images_per_prompt, 1, crate::capi::limits::PROMPTIST_MAX_IMAGES_PER_PROMPT)?;
+    crate::capi::limits::check_range("images_per_prompt", o.images_per_prompt, 1, crate::capi::limits::PROMPTIST_MAX_IMAGES_PER_PROMPT)
+}
+
+fn validate(pairs: &[(&str, &str)], o: &ScoreOptions) -> Result<()> {
+    validate_options(o)?;
     if pairs.is_empty() {
         return Err(Error::InvalidOptions("no (user prompt, candidate) pair to score".into()));
     }

@@ -96,8 +96,7 @@ impl ScoreEngine {
 }
 
 fn validate(user: &str, candidates: &[&str], o: &ScoreOptions) -> Result<()> {
-    o.sd.validate()?;
-    crate::capi::limits::check_range("images_per_prompt", o.images_per_prompt, 1, crate::capi::limits::PROMPTIST_MAX_IMAGES_PER_PROMPT)?;
+    super::pairs::validate_options(o)?;
     if candidates.is_empty() {
         return Err(Error::InvalidOptions("no candidate prompt to score".into()));
     }
