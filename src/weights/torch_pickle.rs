@@ -125,10 +125,12 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
         }
     }
     let pkl = read_entry(&mut zip, &pkl_name)?;
-    let root = unpickle(&pkl).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let unpickled = unpickle(&pkl).map_err(|e| err(format!("{}: {e}", path.display())))?;
 
     let mut refs = Vec::new();
-    collect(&root, String::new(), &mut refs, 0)?;
+    let mut budget = MAX_VISITS;
+    collect(&unpickled.root, String::new(), &mut refs, 0, &mut budget)?;
+    drop(unpickled);
     // Each storage is read once and dropped after its last tensor, so peak memory stays near the
     // output size plus the largest shared storage.
     let mut remaining: HashMap<String, usize> = HashMap::new();
@@ -160,13 +162,36 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
     Ok(out)
 }
 
+/// Most values the walk over a pickle's result visits: shared sub-values are walked once per path,
+/// so a pickle nesting one list twice in itself 64 times over would otherwise take 2^64 steps.
+const MAX_VISITS: usize = 1 << 22;
+
+/// Deflate expands at most 1032:1; an entry whose header claims more is not a real one.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 fn read_entry<R: std::io::Read + std::io::Seek>(zip: &mut zip::ZipArchive<R>, name: &str) -> Result<Vec<u8>> {
-    let mut f = zip
+    let f = zip
         .by_name(name)
         .map_err(|e| err(format!("checkpoint entry `{name}`: {e}")))?;
-    let mut buf = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut buf)
+    // The buffer is sized from the entry's header, so the header is checked against what the
+    // bytes behind it can hold before anything is allocated; allocation failure is an error.
+    let declared = f.size();
+    if declared > f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).max(4096) {
+        return Err(err(format!(
+            "checkpoint entry `{name}` claims {declared} bytes from {} compressed ones",
+            f.compressed_size()
+        )));
+    }
+    let cap = usize::try_from(declared).map_err(|_| err(format!("checkpoint entry `{name}` is too large ({declared} bytes)")))?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(cap)
+        .map_err(|_| err(format!("checkpoint entry `{name}`: cannot allocate {declared} bytes")))?;
+    f.take(declared)
+        .read_to_end(&mut buf)
         .map_err(|e| Error::io(format!("reading checkpoint entry `{name}`"), e))?;
+    if buf.len() as u64 != declared {
+        return Err(err(format!("checkpoint entry `{name}` holds {} bytes, its header says {declared}", buf.len())));
+    }
     Ok(buf)
 }
 
@@ -178,10 +203,11 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn collect(v: &Value, name: String, out: &mut Vec<(String, TensorRef)>, depth: usize) -> Result<()> {
+fn collect(v: &Value, name: String, out: &mut Vec<(String, TensorRef)>, depth: usize, budget: &mut usize) -> Result<()> {
     if depth > 64 {
         return Err(err("checkpoint nesting is deeper than 64 levels"));
     }
+    *budget = budget.checked_sub(1).ok_or_else(|| err(format!("checkpoint holds more than {MAX_VISITS} values")))?;
     match v {
         Value::Tensor(t) => out.push((name, t.clone())),
         Value::Dict(d) => {
@@ -191,17 +217,17 @@ fn collect(v: &Value, name: String, out: &mut Vec<(String, TensorRef)>, depth: u
                     Value::Int(i) => i.to_string(),
                     _ => continue,
                 };
-                collect(val, join(&name, &key), out, depth + 1)?;
+                collect(val, join(&name, &key), out, depth + 1, budget)?;
             }
         }
         Value::List(l) => {
             for (i, val) in l.borrow().iter().enumerate() {
-                collect(val, join(&name, &i.to_string()), out, depth + 1)?;
+                collect(val, join(&name, &i.to_string()), out, depth + 1, budget)?;
             }
         }
         Value::Tuple(t) => {
             for (i, val) in t.iter().enumerate() {
-                collect(val, join(&name, &i.to_string()), out, depth + 1)?;
+                collect(val, join(&name, &i.to_string()), out, depth + 1, budget)?;
             }
         }
         _ => {}
@@ -213,7 +239,7 @@ fn collect(v: &Value, name: String, out: &mut Vec<(String, TensorRef)>, depth: u
 fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData, String> {
     let StorageRef { dtype, numel, .. } = t.storage;
     let es = dtype.size();
-    if storage.len() < numel * es {
+    if numel.checked_mul(es).is_none_or(|n| storage.len() < n) {
         return Err(format!(
             "storage {} has {} bytes, expected {} elements of {es}",
             t.storage.key,
@@ -221,7 +247,13 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
             numel
         ));
     }
-    let count: usize = t.shape.iter().product();
+    // Every number below comes from the file: checked before anything is sized from it. A view
+    // has at most as many elements as its storage (no stride-0 expansion), so the copy is never
+    // larger than the bytes already read.
+    let count = t.shape.iter().try_fold(1usize, |a, &n| a.checked_mul(n)).ok_or_else(|| format!("tensor size {:?} overflows", t.shape))?;
+    if count > numel {
+        return Err(format!("a view of {count} elements on a storage of {numel} (expanded views are not supported)"));
+    }
     let mut bytes = Vec::with_capacity(count * es);
     if count == 0 {
         return Ok(TensorData {
@@ -230,7 +262,12 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
             bytes,
         });
     }
-    let last = t.offset + t.shape.iter().zip(&t.stride).map(|(&n, &s)| (n - 1) * s).sum::<usize>();
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |a, (&n, &s)| (n - 1).checked_mul(s).and_then(|x| a.checked_add(x)))
+        .ok_or_else(|| format!("view (offset {}, size {:?}, stride {:?}) overflows", t.offset, t.shape, t.stride))?;
     if last >= numel {
         return Err(format!(
             "view (offset {}, size {:?}, stride {:?}) reaches element {last} of a storage of {numel}",

@@ -39,19 +39,13 @@ pub struct TensorRef {
 
 pub type Shared<T> = Rc<RefCell<T>>;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Value {
     None,
-    // Only shown in error messages (through Debug).
-    #[allow(dead_code)]
     Bool(bool),
     Int(i64),
-    // Only shown in error messages (through Debug).
-    #[allow(dead_code)]
     Float(f64),
     Str(String),
-    // Only shown in error messages (through Debug).
-    #[allow(dead_code)]
     Bytes(Vec<u8>),
     Tuple(Rc<Vec<Value>>),
     List(Shared<Vec<Value>>),
@@ -59,6 +53,114 @@ pub enum Value {
     Global(Global),
     Storage(StorageRef),
     Tensor(TensorRef),
+}
+
+/// Error messages show values this deep and this many items per container at most: a pickle can
+/// nest values without end or make a list that contains itself.
+const SHOW_DEPTH: usize = 3;
+const SHOW_ITEMS: usize = 8;
+
+impl Value {
+    fn show(&self, f: &mut std::fmt::Formatter<'_>, depth: usize) -> std::fmt::Result {
+        fn items<'a>(f: &mut std::fmt::Formatter<'_>, open: &str, close: &str, n: usize, it: impl Iterator<Item = (&'a Value, Option<&'a Value>)>, depth: usize) -> std::fmt::Result {
+            f.write_str(open)?;
+            for (i, (k, v)) in it.take(SHOW_ITEMS).enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                k.show(f, depth + 1)?;
+                if let Some(v) = v {
+                    f.write_str(": ")?;
+                    v.show(f, depth + 1)?;
+                }
+            }
+            if n > SHOW_ITEMS {
+                write!(f, ", ... {} more", n - SHOW_ITEMS)?;
+            }
+            f.write_str(close)
+        }
+        if depth > SHOW_DEPTH {
+            return f.write_str("...");
+        }
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Str(t) if t.chars().count() > 64 => write!(f, "{:?}...", t.chars().take(64).collect::<String>()),
+            Value::Str(t) => write!(f, "{t:?}"),
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Tuple(t) => items(f, "(", ")", t.len(), t.iter().map(|v| (v, None)), depth),
+            Value::List(l) => match l.try_borrow() {
+                Ok(l) => items(f, "[", "]", l.len(), l.iter().map(|v| (v, None)), depth),
+                Err(_) => f.write_str("[<in use>]"),
+            },
+            Value::Dict(d) => match d.try_borrow() {
+                Ok(d) => items(f, "{", "}", d.len(), d.iter().map(|(k, v)| (k, Some(v))), depth),
+                Err(_) => f.write_str("{<in use>}"),
+            },
+            Value::Global(g) => write!(f, "{g:?}"),
+            Value::Storage(st) => write!(f, "{st:?}"),
+            Value::Tensor(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.show(f, 0)
+    }
+}
+
+/// Every list and dict an unpickling built. Dropping it empties them all, which breaks the
+/// reference cycles a pickle can make (a list appended to itself, a dict holding itself): with
+/// reference counting alone those would never be freed.
+#[derive(Default)]
+struct Containers(Vec<Value>);
+
+impl Containers {
+    fn list(&mut self, items: Vec<Value>) -> Value {
+        let v = Value::List(Rc::new(RefCell::new(items)));
+        self.0.push(v.clone());
+        v
+    }
+    fn dict(&mut self) -> Value {
+        let v = Value::Dict(Rc::new(RefCell::new(Vec::new())));
+        self.0.push(v.clone());
+        v
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for v in &self.0 {
+            match v {
+                Value::List(l) => {
+                    // Moved out first, so the items drop after the borrow ends.
+                    let items = l.try_borrow_mut().map(|mut l| std::mem::take(&mut *l));
+                    drop(items);
+                }
+                Value::Dict(d) => {
+                    let items = d.try_borrow_mut().map(|mut d| std::mem::take(&mut *d));
+                    drop(items);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The value a pickle built. Its lists and dicts are emptied when it is dropped (see
+/// [`Containers`]), so read what is needed while it lives.
+pub struct Unpickled {
+    pub root: Value,
+    _containers: Containers,
+}
+
+impl std::fmt::Debug for Unpickled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.root.fmt(f)
+    }
 }
 
 fn err(m: impl Into<String>) -> Error {
@@ -157,7 +259,7 @@ fn int_tuple(v: &Value, what: &str) -> Result<Vec<usize>> {
     }
 }
 
-fn call(func: Global, args: Value) -> Result<Value> {
+fn call(func: Global, args: Value, containers: &mut Containers) -> Result<Value> {
     let args: Vec<Value> = match args {
         Value::Tuple(t) => t.as_ref().clone(),
         other => return Err(err(format!("REDUCE arguments are not a tuple: {other:?}"))),
@@ -167,7 +269,7 @@ fn call(func: Global, args: Value) -> Result<Value> {
             if !args.is_empty() {
                 return Err(err("OrderedDict called with arguments"));
             }
-            Ok(Value::Dict(Rc::new(RefCell::new(Vec::new()))))
+            Ok(containers.dict())
         }
         Global::RebuildTensorV2 => {
             if args.len() < 4 {
@@ -220,7 +322,8 @@ fn persistent_load(pid: Value) -> Result<Value> {
 }
 
 /// Run the pickle program in `data` and return the value it builds.
-pub fn unpickle(data: &[u8]) -> Result<Value> {
+pub fn unpickle(data: &[u8]) -> Result<Unpickled> {
+    let mut containers = Containers::default();
     let mut r = Reader { data, pos: 0 };
     let mut stack: Vec<Item> = Vec::new();
     let mut memo: HashMap<u32, Value> = HashMap::new();
@@ -285,7 +388,10 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
             0x95 => {
                 r.u64()?; // FRAME: the length is only a hint
             }
-            b'.' => return pop(&mut stack),
+            b'.' => {
+                let root = pop(&mut stack)?;
+                return Ok(Unpickled { root, _containers: containers });
+            }
             b'(' => stack.push(Item::Mark),
             b'N' => stack.push(Item::V(Value::None)),
             0x88 => stack.push(Item::V(Value::Bool(true))),
@@ -368,15 +474,15 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
                 let v = pop_mark(&mut stack)?;
                 stack.push(Item::V(tuple(v)));
             }
-            b']' => stack.push(Item::V(Value::List(Rc::new(RefCell::new(Vec::new()))))),
+            b']' => stack.push(Item::V(containers.list(Vec::new()))),
             b'l' => {
                 let v = pop_mark(&mut stack)?;
-                stack.push(Item::V(Value::List(Rc::new(RefCell::new(v)))));
+                stack.push(Item::V(containers.list(v)));
             }
-            b'}' => stack.push(Item::V(Value::Dict(Rc::new(RefCell::new(Vec::new()))))),
+            b'}' => stack.push(Item::V(containers.dict())),
             b'd' => {
                 let kv = pop_mark(&mut stack)?;
-                let d = Value::Dict(Rc::new(RefCell::new(Vec::new())));
+                let d = containers.dict();
                 set_items(&d, kv)?;
                 stack.push(Item::V(d));
             }
@@ -420,7 +526,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value> {
                 let Value::Global(g) = func else {
                     return Err(err(format!("REDUCE on a non-callable {func:?}")));
                 };
-                stack.push(Item::V(call(g, args)?));
+                stack.push(Item::V(call(g, args, &mut containers)?));
             }
             b'b' => {
                 // BUILD: the state of an OrderedDict is its attributes (e.g. `_metadata`), not items;
@@ -479,7 +585,8 @@ mod tests {
     fn small_programs() {
         // {'a': 1, 'b': [True, None, -2], 'c': (3.5,)} pickled by CPython with protocol 2.
         let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02]q\x03(\x88NJ\xfe\xff\xff\xffeX\x01\x00\x00\x00cq\x04G@\x0c\x00\x00\x00\x00\x00\x00\x85q\x05u.";
-        let Value::Dict(d) = unpickle(p).unwrap() else { panic!() };
+        let u = unpickle(p).unwrap();
+        let Value::Dict(d) = &u.root else { panic!() };
         let d = d.borrow();
         assert_eq!(d.len(), 3);
         assert!(matches!(&d[0], (Value::Str(k), Value::Int(1)) if k == "a"));
@@ -498,6 +605,24 @@ mod tests {
         let e = unpickle(p).unwrap_err();
         assert_eq!(e.code(), crate::Code::ModelFormat);
         assert!(e.to_string().contains("os.system"), "{e}");
+    }
+
+    /// Found by the `weights` fuzz target (a leak under LeakSanitizer): a list appended to itself
+    /// is a reference cycle, freed once the result is dropped; printing a self-referencing value
+    /// in an error message stays bounded (it recursed without end before).
+    #[test]
+    fn self_referencing_containers_are_freed() {
+        // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: `l = []; l.append(l)`.
+        let u = unpickle(b"\x80\x02]q\x00h\x00a.").unwrap();
+        let Value::List(l) = &u.root else { panic!() };
+        let weak = Rc::downgrade(l);
+        assert_eq!(format!("{u:?}"), "[[[[...]]]]", "Debug of a cycle is bounded");
+        drop(u);
+        assert!(weak.upgrade().is_none(), "the self-referencing list leaked");
+        // A dict holding itself as a key and a value, shown in an error message, stays bounded.
+        let p = b"\x80\x02}q\x00h\x00h\x00h\x00sq\x01h\x00\x85R.";
+        let msg = unpickle(p).unwrap_err().to_string();
+        assert!(msg.contains("non-callable") && msg.len() < 400, "{msg}");
     }
 
     #[test]
