@@ -137,8 +137,11 @@ pub fn write_safetensors(
             TensorView::new(st_dtype, shape.clone(), b).map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?;
         views.push((name.clone(), v));
     }
-    safetensors::serialize_to_file(views, metadata, path)
-        .map_err(|e| Error::ModelFormat(format!("writing {}: {e}", path.display())))?;
+    // A failed write (a full disk, no permission) is an I/O error, not a format problem.
+    safetensors::serialize_to_file(views, metadata, path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(io) => Error::io(format!("writing {}", path.display()), io),
+        other => Error::ModelFormat(format!("writing {}: {other}", path.display())),
+    })?;
     // The crate creates the file owner-only (0600); a checkpoint is ordinary data (0644 minus umask
     // is what every other file of the folder gets).
     #[cfg(unix)]

@@ -284,7 +284,9 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t);
     }
-    let last = a.out.join("last");
+    // The checkpoint to resume from: last/, or its `.last.old` copy when a kill landed between
+    // the two renames of a checkpoint replacement.
+    let last = promptist_train::sft::checkpoint::resumable(&a.out.join("last"), "trainer_state.json").unwrap_or_else(|| a.out.join("last"));
     // model + tokenizer
     let (params, tok) = if a.resume {
         if !last.join("trainer_state.json").is_file() {

@@ -16,6 +16,10 @@ pub enum TrainError {
     Options(String),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A loss, a reward or a gradient is NaN or infinite: the run stops before the optimizer step,
+    /// so the last checkpoint on disk is the last good state.
+    #[error("not finite: {0}")]
+    NonFinite(String),
     #[error("reference run failed: {0}")]
     External(String),
 }

@@ -31,6 +31,7 @@ pub fn truncate_metrics<T: StepRecord>(path: &Path, step: u64) -> Result<Vec<T>>
         s.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Data(format!("metrics: {e}")))?);
         s.push('\n');
     }
-    std::fs::write(path, s).map_err(|e| TrainError::io(format!("writing {}", path.display()), e))?;
+    // Atomic, so a kill during the rewrite cannot lose the lines before the checkpoint.
+    crate::sft::checkpoint::write_file_atomically(path, s.as_bytes())?;
     Ok(kept)
 }

@@ -149,7 +149,13 @@ pub fn train(run: &PpoRun, reward: &RewardStage) -> Result<Summary> {
         let pairs: Vec<(String, String)> = roll.sources.iter().cloned().zip(roll.texts.iter().cloned()).collect();
         let rw = reward.score(&pairs)?;
         let mut nets = Nets { policy: &mut policy, reference: &reference, value: &mut value, policy_opt: &mut popt, value_opt: &mut vopt, compute: run.compute };
-        let up = update(&mut nets, &roll, &rw.reward, &run.cfg, eos)?;
+        let up = update(&mut nets, &roll, &rw.reward, &run.cfg, eos).map_err(|e| match e {
+            TrainError::NonFinite(m) => TrainError::NonFinite(match state::resumable(&last_dir) {
+                Some(d) => format!("step {}: {m}; the run stopped before the optimizer step and the last good checkpoint is {}", st.step + 1, d.display()),
+                None => format!("step {}: {m}; the run stopped before the optimizer step (no checkpoint was written yet)", st.step + 1),
+            }),
+            other => other,
+        })?;
         st.step += 1;
         let n = rw.reward.len().max(1) as f64;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / n;

@@ -15,7 +15,7 @@ use super::value::{HEAD_IN_B, HEAD_IN_W, HEAD_OUT_B, HEAD_OUT_W};
 use crate::error::{Result, TrainError};
 use crate::model::params::to_tch;
 use crate::model::Params;
-use crate::sft::checkpoint::{fresh_tmp_dir, replace_dir, write_model_files};
+use crate::sft::checkpoint::{write_dir_atomically, write_model_files};
 use crate::sft::optim::AdamW;
 
 /// The resumable state besides the tensors.
@@ -51,28 +51,23 @@ pub fn sft_fingerprint(dir: &Path) -> Result<String> {
 /// Write `dir` (normally `OUT/last`) atomically.
 #[allow(clippy::too_many_arguments)]
 pub fn save(dir: &Path, policy: &Params, value: &Params, policy_opt: &AdamW, value_opt: &AdamW, tok: &Gpt2Tokenizer, state: &PpoState, synthetic: bool) -> Result<()> {
-    let tmp = fresh_tmp_dir(dir)?;
-    let pdir = tmp.join("policy");
-    std::fs::create_dir_all(&pdir).map_err(|e| TrainError::io(format!("creating {}", pdir.display()), e))?;
-    write_model_files(&pdir, policy, tok, synthetic)?;
-    write_safetensors(&value.to_weights()?, &tmp.join("value.safetensors"), promptist::weights::safetensors_io::StoreDtype::F32, None)?;
-    policy_opt.save(&tmp.join("policy_optimizer.safetensors"))?;
-    value_opt.save(&tmp.join("value_optimizer.safetensors"))?;
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::Checkpoint(format!("state to JSON: {e}")))?;
-    let p = tmp.join("ppo_state.json");
-    std::fs::write(&p, text + "\n").map_err(|e| TrainError::io(format!("writing {}", p.display()), e))?;
-    replace_dir(&tmp, dir)
+    write_dir_atomically(dir, |tmp| {
+        let pdir = tmp.join("policy");
+        std::fs::create_dir_all(&pdir).map_err(|e| TrainError::io(format!("creating {}", pdir.display()), e))?;
+        write_model_files(&pdir, policy, tok, synthetic)?;
+        write_safetensors(&value.to_weights()?, &tmp.join("value.safetensors"), promptist::weights::safetensors_io::StoreDtype::F32, None)?;
+        policy_opt.save(&tmp.join("policy_optimizer.safetensors"))?;
+        value_opt.save(&tmp.join("value_optimizer.safetensors"))?;
+        let p = tmp.join("ppo_state.json");
+        std::fs::write(&p, text + "\n").map_err(|e| TrainError::io(format!("writing {}", p.display()), e))
+    })
 }
 
 /// The checkpoint folder to resume from: `dir`, or the `.NAME.old` copy when a kill landed between
-/// the two renames of [`replace_dir`].
+/// the two renames of a checkpoint replacement.
 pub fn resumable(dir: &Path) -> Option<PathBuf> {
-    if dir.join("ppo_state.json").is_file() {
-        return Some(dir.to_path_buf());
-    }
-    let name = dir.file_name()?.to_str()?;
-    let old = dir.parent()?.join(format!(".{name}.old"));
-    old.join("ppo_state.json").is_file().then_some(old)
+    crate::sft::checkpoint::resumable(dir, "ppo_state.json")
 }
 
 /// Read `ppo_state.json`.

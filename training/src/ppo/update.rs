@@ -16,7 +16,7 @@ use super::math::{gae, masked_mean, ppo_losses, token_rewards, whiten, Clip};
 use super::rollout::Rollout;
 use crate::error::{Result, TrainError};
 use crate::model::Params;
-use crate::sft::optim::AdamW;
+use crate::sft::optim::{grad_norm, AdamW};
 
 /// The three networks of a run.
 pub struct Nets<'a> {
@@ -48,8 +48,11 @@ pub struct UpdateStats {
 /// Run the update for `roll` with prompt rewards `scores`.
 pub fn update(nets: &mut Nets<'_>, roll: &Rollout, scores: &[f64], cfg: &PpoConfig, eos: i64) -> Result<UpdateStats> {
     let t0 = Instant::now();
-    if scores.len() != roll.responses.len() || scores.iter().any(|s| !s.is_finite()) {
-        return Err(TrainError::Data(format!("{} rewards for {} rollouts (or a non-finite reward)", scores.len(), roll.responses.len())));
+    if scores.len() != roll.responses.len() {
+        return Err(TrainError::Data(format!("{} rewards for {} rollouts", scores.len(), roll.responses.len())));
+    }
+    if let Some((i, r)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(TrainError::NonFinite(format!("the reward of rollout {i} ({:?}) is {r}", roll.texts.get(i).map(String::as_str).unwrap_or(""))));
     }
     let device = nets.policy.device;
     let packed = Packed::new(&roll.queries, &roll.responses, eos, eos, device)?;
@@ -81,7 +84,7 @@ pub fn update(nets: &mut Nets<'_>, roll: &Rollout, scores: &[f64], cfg: &PpoConf
     let total_tokens = mask.f_sum(Kind::Float)?.f_double_value(&[])?.max(1.0);
     let clip = Clip { ratio: cfg.cliprange, value: cfg.cliprange_value, vf_coef: cfg.vf_coef };
     let b = packed.batch();
-    for _epoch in 0..cfg.ppo_epochs {
+    for epoch in 0..cfg.ppo_epochs {
         nets.policy.zero_grad();
         nets.value.zero_grad();
         let mut s = 0;
@@ -102,6 +105,14 @@ pub fn update(nets: &mut Nets<'_>, roll: &Rollout, scores: &[f64], cfg: &PpoConf
             st.vf_clip_frac += l.vf_clip_frac * w;
             st.approx_kl += l.approx_kl * w;
             s += n;
+        }
+        // NaN or infinity in a loss or a gradient stops here, before either optimizer step.
+        let (pn, vn) = (grad_norm(nets.policy)?, grad_norm(nets.value)?);
+        if !(st.pg_loss.is_finite() && st.vf_loss.is_finite() && pn.is_finite() && vn.is_finite()) {
+            return Err(TrainError::NonFinite(format!(
+                "PPO epoch {epoch}: policy loss {}, value loss {}, policy gradient norm {pn}, value gradient norm {vn}",
+                st.pg_loss, st.vf_loss
+            )));
         }
         nets.policy_opt.step(nets.policy, cfg.lr)?;
         nets.value_opt.step(nets.value, cfg.lr)?;

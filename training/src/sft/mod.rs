@@ -197,6 +197,7 @@ pub fn train(params: &Params, opt: &mut AdamW, tok: &Gpt2Tokenizer, data: &Prepa
     let start = Instant::now();
     let mut losses = Vec::new();
     let last_dir = out.join("last");
+    let mut last_saved = (state.step > 0).then_some(state.step);
     let model = Gpt2::new(params, compute);
     let mut params_mut = ParamsGrad { params };
     while state.step < cfg.max_steps {
@@ -220,14 +221,25 @@ pub fn train(params: &Params, opt: &mut AdamW, tok: &Gpt2Tokenizer, data: &Prepa
             scale_grads(params, 1.0 / state.loss_scale)?;
         }
         let mut gn = grad_norm(params)?;
-        if !gn.is_finite() {
-            if cfg.precision == Precision::Fp16 {
+        // fp16's dynamic loss scale skips an overflowed step (halving the scale); otherwise, and
+        // when the scale has fallen below 1 (the loss itself overflows), a NaN or infinite loss or
+        // gradient stops the run before the optimizer step, leaving the last checkpoint good.
+        if !gn.is_finite() || !loss_acc.is_finite() {
+            if cfg.precision == Precision::Fp16 && state.loss_scale >= 1.0 {
                 state.loss_scale /= 2.0;
                 state.good_steps = 0;
                 skipped = true;
             } else {
                 bar.newline();
-                return Err(TrainError::Data(format!("step {}: the gradient is not finite (loss {loss_acc}); lower the learning rate", state.step + 1)));
+                let what = if loss_acc.is_finite() { "the gradient" } else { "the loss" };
+                let kept = match last_saved {
+                    Some(k) => format!("the last good checkpoint is {} (step {k})", last_dir.display()),
+                    None => "no checkpoint was written yet".to_string(),
+                };
+                return Err(TrainError::NonFinite(format!(
+                    "step {}: {what} is not finite (loss {loss_acc}, gradient norm {gn}); the run stopped before the optimizer step and {kept}; lower the learning rate or check the data",
+                    state.step + 1
+                )));
             }
         }
         let lr = lr_at(cfg, state.step);
@@ -293,6 +305,7 @@ pub fn train(params: &Params, opt: &mut AdamW, tok: &Gpt2Tokenizer, data: &Prepa
         let save_now = (cfg.save_every > 0 && state.step % cfg.save_every == 0) || state.step == cfg.max_steps;
         if save_now {
             save_checkpoint(&last_dir, params, tok, &state, Some(opt), cfg.synthetic)?;
+            last_saved = Some(state.step);
             plot(out, &metrics)?;
         }
     }
