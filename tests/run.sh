@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (incl. the header drift check and the
 # repository's stand-alone check), the unsafe-code lint, the trainer's tests (tch), the C ABI tests
-# under valgrind, the Python parity tests against transformers / diffusers / open_clip /
-# onnxruntime, and the Python binding. Installs what it needs on first use (system packages through
-# apt-get when run as root; the Python reference virtualenv and ONNX Runtime through tests/env.sh,
-# cached under ~/.cache/promptist). Every stage runs; the last line is the total,
-# `N passed, N failed, N skipped`, and the exit status is non-zero when anything failed.
+# under valgrind and AddressSanitizer, a short run of every fuzz target (tests/fuzz), the Python
+# parity tests against transformers / diffusers / open_clip / onnxruntime, and the Python binding.
+# Installs what it needs on first use (system packages through apt-get when run as root; the
+# Python reference virtualenv and ONNX Runtime through tests/env.sh, cached under
+# ~/.cache/promptist; cargo-fuzz through cargo install). Every stage runs; the last line is the
+# total, `N passed, N failed, N skipped`, and the exit status is non-zero when anything failed.
 # A test that cannot run here (no AVX-512F, no CUDA, opt-in real-size checks) counts as skipped,
 # with its reason listed, never as passed.
 set -uo pipefail
@@ -59,6 +60,7 @@ run "lint: every unsafe block has a SAFETY comment" \
     cargo clippy -p promptist --all-targets --no-deps -- -A clippy::all -D clippy::undocumented_unsafe_blocks
 run "Rust tests: trainer (one thread: tch tests share the process's torch state)" trainer_tests
 run "C tests under valgrind" bash -c 'bash tests/c/run.sh && bash tests/c/run_score.sh'
+run "fuzz smoke (cargo fuzz: libFuzzer + AddressSanitizer, 20 s per target)" bash tests/fuzz/run.sh 20
 run "Python parity tests and binding" "$PROMPTIST_PYTHON" -m pytest -q -rs -p no:cacheprovider tests/python bindings/python
 stage "done"
 
@@ -81,8 +83,8 @@ for out in sorted(log.glob("*.out")):
                 elif kind == "skipped": skipped += int(n)
                 else: failed += int(n)
     reasons += [f"pytest {m}" for m in re.findall(r"^SKIPPED \[\d+\] (.*)$", text, re.M)]
-    passed += len(re.findall(r"^tests/c/\S+: PASS", text, re.M))
-    failed += len(re.findall(r"^tests/c/\S+: FAIL", text, re.M))
+    passed += len(re.findall(r"^tests/(?:c|fuzz)/\S+: PASS", text, re.M))
+    failed += len(re.findall(r"^tests/(?:c|fuzz)/\S+: FAIL", text, re.M))
 runtime = [l for l in (log / "skips").read_text().splitlines() if l.strip()]
 passed -= len(runtime)
 skipped += len(runtime)
