@@ -244,6 +244,18 @@ pub fn check_files(root: &Path, manifest: &Manifest, checksums: Checksums) -> Ve
             }
         }
     }
+    // ONNX graphs name their external data themselves: those names get the same checks before
+    // ONNX Runtime ever opens a graph (only once every listed file is sound).
+    if problems.is_empty() {
+        let listed: std::collections::HashSet<&str> = manifest.components.values().flat_map(|c| c.files.keys().map(String::as_str)).collect();
+        for comp in manifest.components.values() {
+            for rel in comp.files.keys().filter(|r| r.ends_with(".onnx")) {
+                if let Err(e) = super::external_data::check_model(root, &real_root, rel, &listed) {
+                    problems.push(e);
+                }
+            }
+        }
+    }
     problems.sort_by_key(|e| e.code() != crate::error::Code::BundleInvalid);
     problems
 }

@@ -2,6 +2,7 @@
 //! (layout in docs/bundle-format.md); opening validates the manifest, files and checksums.
 
 pub(crate) mod checksum;
+pub(crate) mod external_data;
 pub mod layout;
 pub mod load;
 pub(crate) mod manifest;

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::Arc;
 
 use onnx_protobuf::attribute_proto::AttributeType;
@@ -16,6 +16,7 @@ use protobuf::Message;
 
 use super::operator::{DOMAIN, OP, WEIGHT_ATTR};
 use super::pack::{PackedMatrix, SourceLayout};
+use crate::bundle::external_data::{is_external, ExternalRef};
 use crate::{Error, Result};
 
 /// A rewritten model: the serialized graph and the packed weights its nodes name.
@@ -156,9 +157,6 @@ fn plan(node: &NodeProto, inits: &[TensorProto], index: &HashMap<String, usize>)
     }
 }
 
-fn is_external(t: &TensorProto) -> bool {
-    t.data_location.enum_value_or_default() == DataLocation::EXTERNAL
-}
 
 /// Reads initializer data (inline `raw_data` / `float_data`, or ONNX external data next to the model).
 struct ExternalReader<'a> {
@@ -189,40 +187,23 @@ impl<'a> ExternalReader<'a> {
     }
 
     fn bytes(&mut self, t: &TensorProto) -> Result<Vec<u8>> {
-        let get = |key: &str| t.external_data.iter().find(|e| e.key == key).map(|e| e.value.as_str());
-        let location = get("location").ok_or_else(|| Error::ModelFormat(format!("initializer {} has no external location", t.name)))?;
-        let rel = Path::new(location);
-        if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(Error::ModelFormat(format!("initializer {}: external location {location:?} leaves the model folder", t.name)));
-        }
-        let num = |key: &str| -> Result<Option<u64>> {
-            get(key)
-                .map(|v| v.parse::<u64>().map_err(|_| Error::ModelFormat(format!("initializer {}: external {key} {v:?}", t.name))))
-                .transpose()
-        };
-        let offset = num("offset")?.unwrap_or(0);
-        let elem = match t.data_type {
-            x if x == DataType::FLOAT as i32 || x == DataType::INT32 as i32 => 4,
-            x if x == DataType::INT64 as i32 || x == DataType::DOUBLE as i32 => 8,
-            x if x == DataType::FLOAT16 as i32 || x == DataType::BFLOAT16 as i32 => 2,
-            _ => 1,
-        };
-        let count: i64 = t.dims.iter().product();
-        let length = match num("length")? {
-            Some(l) => l,
-            None => count.max(0) as u64 * elem,
-        };
-        let path = self.dir.join(rel);
-        let file = match self.files.entry(location.to_string()) {
+        // Location, offset and length checked, and the range checked against the file's size,
+        // before a buffer is sized from them.
+        let r = ExternalRef::parse(t)?;
+        let path = r.checked_file(self.dir, &t.name)?;
+        let file = match self.files.entry(r.location.clone()) {
             std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(std::fs::File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?)
             }
         };
-        let mut buf = vec![0u8; length as usize];
-        file.seek(SeekFrom::Start(offset))
+        let len = usize::try_from(r.length).map_err(|_| Error::ModelFormat(format!("initializer {}: {} bytes", t.name, r.length)))?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).map_err(|_| Error::ModelFormat(format!("initializer {}: cannot allocate {len} bytes", t.name)))?;
+        buf.resize(len, 0);
+        file.seek(SeekFrom::Start(r.offset))
             .and_then(|_| file.read_exact(&mut buf))
-            .map_err(|e| Error::io(format!("reading {} bytes at {offset} of {}", length, path.display()), e))?;
+            .map_err(|e| Error::io(format!("reading {} bytes at {} of {}", r.length, r.offset, path.display()), e))?;
         Ok(buf)
     }
 }
