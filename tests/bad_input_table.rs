@@ -185,6 +185,22 @@ fn broken(tmp: &Path, name: &str, rehash: bool, edit: impl FnOnce(&Path, &mut se
     dir
 }
 
+/// Set external-data entries of the first external initializer of `policy/model.onnx` in `d`.
+fn edit_external(d: &Path, entries: &[(&str, &str)]) {
+    use protobuf::Message;
+    let p = d.join("policy/model.onnx");
+    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(&p).unwrap()).unwrap();
+    let t = m.graph.as_mut().unwrap().initializer.iter_mut().find(|t| !t.external_data.is_empty()).expect("an external initializer");
+    for (k, v) in entries {
+        t.external_data.retain(|e| e.key != *k);
+        let mut e = onnx_protobuf::StringStringEntryProto::new();
+        e.key = (*k).to_string();
+        e.value = (*v).to_string();
+        t.external_data.push(e);
+    }
+    std::fs::write(&p, m.write_to_bytes().unwrap()).unwrap();
+}
+
 extern "C" fn refuse(_stage: i32, _step: usize, _total: usize, _user: *mut c_void) -> bool {
     false
 }
@@ -299,6 +315,16 @@ fn bad_input_table_matches_docs() {
         ("`model.onnx` random bytes, checksum matching", true, Box::new(|d, _| {
             let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
             std::fs::write(d.join("policy/model.onnx"), bytes).unwrap();
+        })),
+        ("`model.onnx` external data at `../outside.bin`, checksum matching", true, Box::new(|d, _| {
+            edit_external(d, &[("location", "../outside.bin")]);
+        })),
+        ("`model.onnx` external data in a file the manifest does not list", true, Box::new(|d, _| {
+            std::fs::copy(d.join("policy/model.onnx_data"), d.join("policy/unlisted.bin")).unwrap();
+            edit_external(d, &[("location", "unlisted.bin")]);
+        })),
+        ("`model.onnx` external data range past the file's end", true, Box::new(|d, _| {
+            edit_external(d, &[("offset", "1099511627776"), ("length", "4096")]);
         })),
         ("`tokenizer.json` not JSON, checksum matching", true, Box::new(|d, _| std::fs::write(d.join("policy/tokenizer.json"), b"{not json").unwrap())),
         ("`config.json`: `n_embd` not a multiple of `n_head`", true, Box::new(|d, m| {

@@ -109,6 +109,10 @@ fn graph_tensors<'a>(g: &'a GraphProto, out: &mut Vec<&'a TensorProto>) {
 /// `root` (`real_root` its resolved path; `listed` every manifest path): see the module doc.
 pub(crate) fn check_model(root: &Path, real_root: &Path, rel: &str, listed: &HashSet<&str>) -> Result<()> {
     let invalid = |m: String| Error::BundleInvalid(format!("`{rel}`: {m}"));
+    let plain = |e: Error| match e {
+        Error::ModelFormat(m) => m,
+        other => other.to_string(),
+    };
     let path = root.join(rel);
     let size = std::fs::metadata(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?.len();
     if size > MAX_ONNX_BYTES {
@@ -124,7 +128,7 @@ pub(crate) fn check_model(root: &Path, real_root: &Path, rel: &str, listed: &Has
     let dir_rel = Path::new(rel).parent().unwrap_or(Path::new(""));
     let dir = root.join(dir_rel);
     for t in tensors.into_iter().filter(|t| is_external(t)) {
-        let r = ExternalRef::parse(t).map_err(|e| invalid(e.to_string()))?;
+        let r = ExternalRef::parse(t).map_err(|e| invalid(plain(e)))?;
         let target = dir.join(&r.location);
         let real = std::fs::canonicalize(&target).map_err(|e| invalid(format!("initializer `{}`: external data {}: {e}", t.name, target.display())))?;
         if !real.starts_with(real_root) {
@@ -138,7 +142,7 @@ pub(crate) fn check_model(root: &Path, real_root: &Path, rel: &str, listed: &Has
                 t.name
             )));
         }
-        r.checked_file(&dir, &t.name).map_err(|e| invalid(e.to_string()))?;
+        r.checked_file(&dir, &t.name).map_err(|e| invalid(plain(e)))?;
     }
     Ok(())
 }
