@@ -12,11 +12,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools: valgrind (C tests), a C compiler, git (the repository check), Python's venv module.
+# System tools: valgrind (C tests), a C compiler, git (the repository check), strace (the
+# no-network check), Python's venv module.
 need=()
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v cc >/dev/null || need+=(gcc)
 command -v git >/dev/null || need+=(git)
+command -v strace >/dev/null || need+=(strace)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -59,7 +61,8 @@ run "Rust tests: library" cargo test -p promptist --no-fail-fast
 run "lint: every unsafe block has a SAFETY comment" \
     cargo clippy -p promptist --all-targets --no-deps -- -A clippy::all -D clippy::undocumented_unsafe_blocks
 run "Rust tests: trainer (one thread: tch tests share the process's torch state)" trainer_tests
-run "C tests under valgrind" bash -c 'bash tests/c/run.sh && bash tests/c/run_score.sh'
+run "C tests under valgrind and AddressSanitizer (errors, score, threads, no network)" \
+    bash -c 'bash tests/c/run.sh && bash tests/c/run_score.sh && bash tests/c/run_threads.sh && bash tests/c/run_no_network.sh'
 run "fuzz smoke (cargo fuzz: libFuzzer + AddressSanitizer, 20 s per target)" bash tests/fuzz/run.sh 20
 run "Python parity tests and binding" "$PROMPTIST_PYTHON" -m pytest -q -rs -p no:cacheprovider tests/python bindings/python
 stage "done"
@@ -85,6 +88,9 @@ for out in sorted(log.glob("*.out")):
     reasons += [f"pytest {m}" for m in re.findall(r"^SKIPPED \[\d+\] (.*)$", text, re.M)]
     passed += len(re.findall(r"^tests/(?:c|fuzz)/\S+: PASS", text, re.M))
     failed += len(re.findall(r"^tests/(?:c|fuzz)/\S+: FAIL", text, re.M))
+    for name, why in re.findall(r"^(tests/(?:c|fuzz)/\S+): SKIPPED \((.*)\)$", text, re.M):
+        skipped += 1
+        reasons.append(f"{name}: {why}")
 runtime = [l for l in (log / "skips").read_text().splitlines() if l.strip()]
 passed -= len(runtime)
 skipped += len(runtime)

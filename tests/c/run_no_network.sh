@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The library never opens a network connection: the C example (optimize) and the score test run
+# under strace tracing every network system call (socket, connect, bind, send*, ...) of every
+# thread, and the trace must be empty; a positive control (Python opening one socket) proves the
+# trace sees such calls. Then the example runs in a new, empty network namespace (unshare -n),
+# where no connection could succeed, and must still work.
+# Usage: tests/c/run_no_network.sh   Env: ORT_DYLIB_PATH (required). Needs strace (apt-get install strace).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+fail() { echo "tests/c/run_no_network.sh: FAIL: $*" >&2; exit 1; }
+[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library"
+command -v strace >/dev/null || fail "strace not installed (apt-get install strace)"
+cargo build --quiet --lib --bin promptist
+bin="$root/target/debug/promptist"
+libdir="$root/target/debug"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
+"$bin" convert --checkpoint "$work/checkpoint" --out "$work/policy_only" 2>/dev/null
+cp -r "$work/policy_only" "$work/score"
+"$bin" add-score --bundle "$work/score" --tiny 2>/dev/null
+flags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
+libs=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
+cc "${flags[@]}" examples/c/optimize.c -o "$work/optimize" "${libs[@]}"
+cc "${flags[@]}" tests/c/test_score.c -o "$work/test_score" "${libs[@]}"
+
+trace() { strace -f -qq -e trace=%network -o "$1" "${@:2}"; }
+# Positive control: the trace records a socket when one is opened.
+trace "$work/control.trace" python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()'
+grep -q "socket(AF_INET" "$work/control.trace" || { cat "$work/control.trace" >&2; fail "the control's socket was not traced"; }
+
+trace "$work/optimize.trace" "$work/optimize" "$work/score" "a red fox in the snow" 8 > /dev/null 2> "$work/optimize.err" \
+    || { cat "$work/optimize.err" >&2; fail "optimize under strace"; }
+trace "$work/score.trace" "$work/test_score" "$work/score" "$work/policy_only" > /dev/null 2> "$work/score.err" \
+    || { cat "$work/score.err" >&2; fail "test_score under strace"; }
+for t in optimize score; do
+    [ ! -s "$work/$t.trace" ] || { cat "$work/$t.trace" >&2; fail "$t made network system calls"; }
+done
+echo "tests/c/no_network_syscalls (optimize and score traced by strace: none; control traced): PASS"
+
+if unshare -n true 2>/dev/null; then
+    unshare -n "$work/optimize" "$work/score" "a red fox in the snow" 8 > /dev/null 2> "$work/netns.err" \
+        || { cat "$work/netns.err" >&2; fail "optimize in an empty network namespace"; }
+    echo "tests/c/no_network_namespace (optimize in an empty network namespace): PASS"
+else
+    # Counted as skipped by tests/run.sh (never as passed).
+    echo "tests/c/no_network_namespace: SKIPPED (unshare -n is not permitted here; needs root)"
+fi
