@@ -60,7 +60,18 @@ impl Gpt2Tokenizer {
 
     /// Parse `tokenizer.json` bytes; `origin` names them in errors.
     pub fn from_json_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(|e| tok_err(&format!("parsing {origin}"), e))?;
+        // The tokenizers crate panics (an `expect`) on some malformed parts of a tokenizer.json
+        // (found by the `tokenizers` fuzz target) instead of returning an error: the JSON syntax
+        // is checked here first, and any remaining panic becomes a TOKENIZER error.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| Error::Tokenizer(format!("parsing {origin}: {e}")))?;
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tokenizer::from_bytes(bytes)));
+        let inner = match parsed {
+            Ok(r) => r.map_err(|e| tok_err(&format!("parsing {origin}"), e))?,
+            Err(panic) => {
+                let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                return Err(Error::Tokenizer(format!("parsing {origin}: not a tokenizer.json the tokenizers library can read ({why})")));
+            }
+        };
         Self::checked(inner, origin)
     }
 
@@ -219,5 +230,20 @@ mod tests {
         let e = Gpt2Tokenizer::from_vocab_merges(Path::new("/nonexistent/v.json"), Path::new("/nonexistent/m.txt"))
             .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/v.json"));
+    }
+
+    /// Found by the `tokenizers` fuzz target: the tokenizers crate panicked on a malformed
+    /// decoder; both a syntax error there and a well-formed but unknown decoder are errors now.
+    #[test]
+    fn malformed_parts_are_errors_not_panics() {
+        let text = std::str::from_utf8(EMBEDDED_TOKENIZER_JSON).unwrap();
+        let at = text.find("\"decoder\"").expect("the embedded tokenizer has a decoder");
+        let broken_syntax = format!("{}\"decoder\": {{\"type\": \"ByteLevel\" \"x\"", &text[..at]);
+        let e = Gpt2Tokenizer::from_json_bytes(broken_syntax.as_bytes(), "t").map(|_| ()).unwrap_err();
+        assert_eq!(e.code(), crate::Code::Tokenizer, "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["decoder"] = serde_json::json!({"type": 7});
+        let e = Gpt2Tokenizer::from_json_bytes(v.to_string().as_bytes(), "t").map(|_| ()).unwrap_err();
+        assert_eq!(e.code(), crate::Code::Tokenizer, "{e}");
     }
 }
