@@ -330,6 +330,13 @@ typedef struct {
     // with PROMPTIST_STATUS_CANCELLED. Another thread may set it (with an atomic store). It must
     // stay valid and 4-byte aligned for the whole call. Default NULL.
     const int32_t *cancel_flag;
+    // Non-zero keeps the prompt's front-end syntax intact (`(word:1.2)`, `((word))`, `[word]`,
+    // `<lora:name:0.8>`, `embedding:name`, `BREAK`, `{a|b}`, `__wildcard__`, escapes): the policy
+    // sees the plain text, and each candidate is the prompt byte for byte followed by the
+    // rewrite's new phrases (docs/prompt-syntax.md). No effect on a prompt without syntax.
+    // Default 1. (Added after the first version: a caller whose `struct_size` ends before it
+    // gets the default.)
+    int32_t keep_syntax;
 } promptist_optimize_options;
 
 // Options of the score calls. Fill with `promptist_score_options_init` first (defaults =

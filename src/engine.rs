@@ -18,6 +18,7 @@ use crate::policy::prompt::{finish_output, format_input};
 use crate::policy::{generate, Controls, Gpt2Dims, OnnxGpt2};
 use crate::runtime::{ProviderChoice, ProviderKind, Runtime, SessionOptions};
 use crate::text::gpt2::Gpt2Tokenizer;
+use crate::text::syntax;
 
 pub use params::{DecodingParams, StrategyKind};
 pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
@@ -61,20 +62,37 @@ impl Default for EngineOptions {
 }
 
 /// Options of one `optimize` call.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OptimizeOptions {
     pub decoding: DecodingConfig,
+    /// See [`DecodingParams::keep_syntax`]. Default true.
+    pub keep_syntax: bool,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        OptimizeOptions::from(&DecodingParams::default())
+    }
+}
+
+impl OptimizeOptions {
+    /// These decoding settings, with the other options at their defaults.
+    pub fn with_decoding(decoding: DecodingConfig) -> Self {
+        OptimizeOptions { decoding, ..OptimizeOptions::default() }
+    }
 }
 
 impl From<&DecodingParams> for OptimizeOptions {
     fn from(p: &DecodingParams) -> Self {
-        OptimizeOptions { decoding: p.to_config() }
+        OptimizeOptions { decoding: p.to_config(), keep_syntax: p.keep_syntax }
     }
 }
 
 /// One rewritten prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// The rewrite; when the prompt's syntax was kept, the user's prompt followed by the rewrite's
+    /// new phrases (so it differs from the decoded `token_ids`).
     pub text: String,
     /// The decoder's score (beam score with length penalty, or sum of log-probs).
     pub score: f32,
@@ -174,7 +192,9 @@ impl Engine {
         let cfg = &options.decoding;
         validate_decoding(cfg)?;
         check_prompt_text(prompt)?;
-        let input = format_input(prompt)?;
+        // With syntax kept, the policy sees the prompt's plain text (docs/prompt-syntax.md).
+        let parsed = options.keep_syntax.then(|| syntax::parse(prompt)).filter(|p| !p.spans.is_empty());
+        let input = format_input(parsed.as_ref().map_or(prompt, |p| p.plain.as_str()))?;
         let ids = self.tokenizer.encode(&input)?;
         if ids.len() + cfg.max_new_tokens > self.n_ctx {
             return Err(Error::PromptTooLong { tokens: ids.len(), new_tokens: cfg.max_new_tokens, context: self.n_ctx });
@@ -192,7 +212,10 @@ impl Engine {
             .hypotheses
             .into_iter()
             .map(|h| {
-                let text = finish_output(&self.tokenizer.decode_skip_special(&h.tokens)?);
+                let mut text = finish_output(&self.tokenizer.decode_skip_special(&h.tokens)?);
+                if parsed.is_some() {
+                    text = syntax::keep_syntax(prompt, &text);
+                }
                 Ok(Candidate { text, score: h.score, token_ids: h.tokens })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -54,3 +54,23 @@ fn optimize_json_and_errors() {
     assert_eq!(code(&["optimize", &"cat ".repeat(300), "--bundle", bs]), 5);
     assert_eq!(code(&["optimize", "a cat", "--bundle", bs, "--length-penalty", "-1.5", "--max-new-tokens", "3"]), 0);
 }
+
+/// `--keep-syntax` (default true): the prompt's syntax comes back byte for byte; `false` turns it off.
+#[test]
+fn optimize_keeps_syntax_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    let bs = b.to_str().unwrap();
+    let prompt = "(a cat:1.2) on a mat <lora:catStyle:0.7>";
+    let first = |args: &[&str]| -> String {
+        let out = run(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["candidates"][0]["text"].as_str().unwrap().to_string()
+    };
+    let kept = first(&["optimize", prompt, "--bundle", bs, "--json", "--max-new-tokens", "8"]);
+    assert!(kept.starts_with(prompt), "{kept:?}");
+    assert_eq!(kept, first(&["optimize", prompt, "--bundle", bs, "--json", "--max-new-tokens", "8", "--keep-syntax", "true"]));
+    let raw = first(&["optimize", prompt, "--bundle", bs, "--json", "--max-new-tokens", "8", "--keep-syntax", "false"]);
+    assert_ne!(raw, kept);
+}

@@ -52,8 +52,8 @@ fn config_and_pytorch_model_bin_alone_convert_with_the_embedded_tokenizer() {
     assert!(lines.iter().any(|l| l.contains("pytorch_model.bin")), "the weights came from the .bin: {lines:#?}");
 
     let (a, b) = (Engine::open(&with_files, &EngineOptions::default()).unwrap(), Engine::open(&bare, &EngineOptions::default()).unwrap());
-    let beam = OptimizeOptions { decoding: DecodingConfig { max_new_tokens: 12, num_return_sequences: 4, ..DecodingConfig::default() } };
-    let greedy = OptimizeOptions { decoding: DecodingConfig { strategy: Strategy::Greedy, max_new_tokens: 12, num_return_sequences: 1 } };
+    let beam = OptimizeOptions::with_decoding(DecodingConfig { max_new_tokens: 12, num_return_sequences: 4, ..DecodingConfig::default() });
+    let greedy = OptimizeOptions::with_decoding(DecodingConfig { strategy: Strategy::Greedy, max_new_tokens: 12, num_return_sequences: 1 });
     for opts in [&beam, &greedy] {
         for p in PROMPTS {
             let (x, y) = (a.optimize(p, opts).unwrap(), b.optimize(p, opts).unwrap());

@@ -26,7 +26,7 @@ fn small_score() -> ScoreOptions {
 }
 
 fn small_optimize() -> OptimizeOptions {
-    OptimizeOptions { decoding: DecodingConfig { max_new_tokens: 6, num_return_sequences: 2, ..DecodingConfig::default() } }
+    OptimizeOptions::with_decoding(DecodingConfig { max_new_tokens: 6, num_return_sequences: 2, ..DecodingConfig::default() })
 }
 
 /// What one call returns, comparable across runs: the candidates' ids and scores, or the reward's

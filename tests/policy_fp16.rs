@@ -202,7 +202,7 @@ fn fp16_bundle_decodes_like_fp32() {
     let ids = prompt_ids(&tok);
     let mut failures = Vec::new();
     for (name, cfg) in configs() {
-        let opts = OptimizeOptions { decoding: cfg.clone() };
+        let opts = OptimizeOptions::with_decoding(cfg.clone());
         // One prompt at a time through the engine.
         let run = |e: &Engine| -> Vec<Seqs> { PROMPTS.iter().map(|p| from_candidates(&e.optimize(p, &opts).unwrap().candidates)).collect() };
         let (o32, o16) = (run(&e32), run(&e16));

@@ -64,6 +64,7 @@ class OptimizeOptions(Structure):
         ("progress", PROGRESS_FN),
         ("user_data", c_void_p),
         ("cancel_flag", POINTER(c_int32)),
+        ("keep_syntax", c_int32),
     ]
 
 
@@ -212,12 +213,14 @@ class Engine:
                  diversity_penalty: float = 1.0, length_penalty: float = -1.0, early_stopping="heuristic",
                  temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0, seed: Optional[int] = None,
                  max_new_tokens: int = 75, num_return_sequences: int = 1, progress=None,
-                 cancel: Optional[ctypes.c_int32] = None) -> OptimizeResult:
+                 cancel: Optional[ctypes.c_int32] = None, keep_syntax: bool = True) -> OptimizeResult:
         """Rewrite `prompt`; defaults are the reference demo (beam 8, length_penalty -1.0, 75 tokens).
 
         `progress(step, total) -> bool` is called after every decoding step (False cancels);
         `cancel` is a ctypes.c_int32 another thread may set to 1 to cancel. A cancelled call raises
-        PromptistError with name "CANCELLED"."""
+        PromptistError with name "CANCELLED". `keep_syntax` keeps front-end syntax such as
+        `(word:1.2)`, `<lora:name:0.8>` or `{a|b}` intact: the policy sees the plain text and each
+        candidate is the prompt, byte for byte, plus the rewrite's new phrases."""
         if self._handle is None:
             raise ValueError("engine is closed")
         if strategy not in STRATEGIES:
@@ -231,6 +234,7 @@ class Engine:
         o.temperature, o.top_k, o.top_p = temperature, top_k, top_p
         o.has_seed, o.seed = (0, 0) if seed is None else (1, seed)
         o.max_new_tokens, o.num_return_sequences = max_new_tokens, num_return_sequences
+        o.keep_syntax = int(bool(keep_syntax))
         if progress is not None:
             cb = PROGRESS_FN(lambda stage, step, total, _user: bool(progress(step, total)))
             o.progress = cb  # kept alive by `cb` until the call returns

@@ -118,3 +118,19 @@ def test_threads_share_one_engine(bundle):
     engine.close()
     assert not errors, errors
     assert out == [expected] * 4
+
+
+def test_keep_syntax_on_the_demo_bundle():
+    """Front-end syntax survives byte for byte (default on); off hands the raw prompt to the policy."""
+    demo = HERE.parent.parent / "training" / "demo" / "bundle"
+    prompt = "(red fox:1.2) in the snow <lora:foxStyle:0.8>, {day|night}"
+    with promptist.Engine(demo) as engine:
+        kept = engine.optimize(prompt, num_beams=4, num_return_sequences=2, max_new_tokens=30)
+        assert all(c.text.startswith(prompt) and len(c.text) > len(prompt) for c in kept.candidates)
+        explicit = engine.optimize(prompt, num_beams=4, num_return_sequences=2, max_new_tokens=30, keep_syntax=True)
+        assert [c.text for c in explicit.candidates] == [c.text for c in kept.candidates]
+        raw = engine.optimize(prompt, num_beams=4, num_return_sequences=2, max_new_tokens=30, keep_syntax=False)
+        assert [c.text for c in raw.candidates] != [c.text for c in kept.candidates]
+        plain = "a red fox in the snow"
+        assert ([c.text for c in engine.optimize(plain, keep_syntax=True).candidates]
+                == [c.text for c in engine.optimize(plain, keep_syntax=False).candidates])

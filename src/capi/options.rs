@@ -87,6 +87,13 @@ pub struct promptist_optimize_options {
     /// with PROMPTIST_STATUS_CANCELLED. Another thread may set it (with an atomic store). It must
     /// stay valid and 4-byte aligned for the whole call. Default NULL.
     pub cancel_flag: *const i32,
+    /// Non-zero keeps the prompt's front-end syntax intact (`(word:1.2)`, `((word))`, `[word]`,
+    /// `<lora:name:0.8>`, `embedding:name`, `BREAK`, `{a|b}`, `__wildcard__`, escapes): the policy
+    /// sees the plain text, and each candidate is the prompt byte for byte followed by the
+    /// rewrite's new phrases (docs/prompt-syntax.md). No effect on a prompt without syntax.
+    /// Default 1. (Added after the first version: a caller whose `struct_size` ends before it
+    /// gets the default.)
+    pub keep_syntax: i32,
 }
 
 /// Progress callback of long calls: `stage` (a `promptist_stage` value), `step` of `total` done,
@@ -98,7 +105,7 @@ pub(crate) use crate::capi::callbacks::Callbacks;
 /// The size of the first published version of each struct: smaller `struct_size` values are
 /// rejected, larger ones are accepted and only the known fields are read.
 pub(crate) const ENGINE_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(promptist_engine_options, cpu_matmul);
-pub(crate) const OPTIMIZE_OPTIONS_V1_SIZE: usize = size_of::<promptist_optimize_options>();
+pub(crate) const OPTIMIZE_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(promptist_optimize_options, keep_syntax);
 
 impl Default for promptist_engine_options {
     fn default() -> Self {
@@ -146,6 +153,7 @@ impl Default for promptist_optimize_options {
             progress: None,
             user_data: std::ptr::null_mut(),
             cancel_flag: std::ptr::null(),
+            keep_syntax: i32::from(d.keep_syntax),
         }
     }
 }
@@ -309,6 +317,7 @@ pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> R
         seed: (c.has_seed != 0).then_some(c.seed),
         max_new_tokens: c.max_new_tokens as usize,
         num_return_sequences: c.num_return_sequences as usize,
+        keep_syntax: c.keep_syntax != 0,
     };
     let callbacks = Callbacks { progress: c.progress, user_data: c.user_data, cancel_flag: c.cancel_flag };
     Ok((OptimizeOptions::from(&params), callbacks))

@@ -32,6 +32,10 @@ pub struct DecodingParams {
     pub seed: Option<u64>,
     pub max_new_tokens: usize,
     pub num_return_sequences: usize,
+    /// Keep the front-end syntax of the prompt (`(word:1.2)`, `<lora:...>`, `{a|b}`, ...) intact:
+    /// the policy sees the plain text and the result is the user's prompt, byte for byte, plus the
+    /// rewrite's new phrases (`crate::text::syntax`). No effect on a prompt without syntax.
+    pub keep_syntax: bool,
 }
 
 impl Default for DecodingParams {
@@ -52,6 +56,7 @@ impl Default for DecodingParams {
             seed: None,
             max_new_tokens: 75,
             num_return_sequences: 1,
+            keep_syntax: true,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Tokenizers: GPT-2 byte-level BPE for the policy, CLIP BPE for the scorer (the `tokenizers` crate).
+//! Prompt text: GPT-2 byte-level BPE for the policy, CLIP BPE for the scorer (the `tokenizers`
+//! crate), and the front-ends' prompt syntax kept through a rewrite.
 
 pub mod clip;
 pub mod gpt2;
+pub mod syntax;
 
 pub use gpt2::Gpt2Tokenizer;

@@ -75,6 +75,10 @@ pub struct Args {
     /// Candidates to return, best first (default 1).
     #[arg(long, short = 'n')]
     pub num_return_sequences: Option<usize>,
+    /// Keep the prompt's front-end syntax ((word:1.2), <lora:...>, {a|b}, BREAK, ...) intact:
+    /// `--keep-syntax false` lets the policy see and rewrite it (default true).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    pub keep_syntax: bool,
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub provider: ProviderArg,
@@ -125,6 +129,7 @@ pub fn params(a: &Args) -> DecodingParams {
         seed: a.seed.or(d.seed),
         max_new_tokens: a.max_new_tokens.unwrap_or(d.max_new_tokens),
         num_return_sequences: a.num_return_sequences.unwrap_or(d.num_return_sequences),
+        keep_syntax: a.keep_syntax,
     }
 }
 

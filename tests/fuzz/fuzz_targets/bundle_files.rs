@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     promptist_fuzz::replace_file(&bundle, component, rel, bytes, rehash);
     let opts = EngineOptions { intra_op_threads: 1, packed_matmul: packed, ..EngineOptions::default() };
     let Ok(engine) = Engine::open(&bundle, &opts) else { return };
-    let o = OptimizeOptions { decoding: DecodingConfig { max_new_tokens: 4, ..DecodingConfig::default() } };
+    let o = OptimizeOptions::with_decoding(DecodingConfig { max_new_tokens: 4, ..DecodingConfig::default() });
     let _ = engine.optimize("a red fox", &o);
     if component != "policy" && engine.can_score() {
         let s = ScoreOptions { sd: SdSettings { width: 64, height: 64, steps: 2, ..Default::default() }, images_per_prompt: 1, ..Default::default() };
