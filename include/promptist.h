@@ -60,6 +60,9 @@
 // as two such lists; the images live in memory until they are scored (about 16 bytes a pixel).
 #define PROMPTIST_MAX_PIXELS_PER_CALL (1 << 28)
 
+// Largest CLIP token budget of a rewrite (`promptist_optimize_options.max_clip_tokens`).
+#define PROMPTIST_MAX_CLIP_TOKENS 1024
+
 // Largest absolute classifier-free guidance scale.
 #define PROMPTIST_MAX_GUIDANCE 100.0
 
@@ -337,6 +340,13 @@ typedef struct {
     // Default 1. (Added after the first version: a caller whose `struct_size` ends before it
     // gets the default.)
     int32_t keep_syntax;
+    // Fit each candidate into this many CLIP tokens, 0..=PROMPTIST_MAX_CLIP_TOKENS (0 = off):
+    // counted with the embedded CLIP tokenizer on the plain text (Stable Diffusion's window is
+    // 75), cut after the last whole comma-separated phrase that fits; the user's own text is never
+    // cut (when it alone is over, it comes back unchanged and
+    // `promptist_optimize_result_over_budget` says so). Default 75. (Added after the first
+    // version: a caller whose `struct_size` ends before it gets the default.)
+    uint32_t max_clip_tokens;
 } promptist_optimize_options;
 
 // Options of the score calls. Fill with `promptist_score_options_init` first (defaults =
@@ -503,6 +513,22 @@ size_t promptist_optimize_result_count(const promptist_optimize_result *result);
 // # Safety
 // `result` is NULL or a live result.
 const char *promptist_optimize_result_text(const promptist_optimize_result *result, size_t index);
+
+// CLIP tokens of candidate `index` (its plain text, start and end tokens not counted; what
+// `max_clip_tokens` is compared with). 0 when `result` is NULL or `index` is out of range.
+// Thread-safe.
+//
+// # Safety
+// `result` is NULL or a live result.
+size_t promptist_optimize_result_clip_tokens(const promptist_optimize_result *result, size_t index);
+
+// True when the user's own text of candidate `index` is alone over `max_clip_tokens`, so the
+// candidate is that text, unchanged and over the budget. False when `result` is NULL or `index`
+// is out of range. Thread-safe.
+//
+// # Safety
+// `result` is NULL or a live result.
+bool promptist_optimize_result_over_budget(const promptist_optimize_result *result, size_t index);
 
 // The decoder's score of candidate `index` (beam score with length penalty, or the sum of
 // log-probabilities); NaN when `result` is NULL or `index` is out of range. Thread-safe.

@@ -18,7 +18,7 @@ use crate::policy::prompt::{finish_output, format_input};
 use crate::policy::{generate, Controls, Gpt2Dims, OnnxGpt2};
 use crate::runtime::{ProviderChoice, ProviderKind, Runtime, SessionOptions};
 use crate::text::gpt2::Gpt2Tokenizer;
-use crate::text::syntax;
+use crate::text::{budget, syntax};
 
 pub use params::{DecodingParams, StrategyKind};
 pub use validate::{check_prompt_text, validate_decoding, validate_engine_options};
@@ -67,6 +67,8 @@ pub struct OptimizeOptions {
     pub decoding: DecodingConfig,
     /// See [`DecodingParams::keep_syntax`]. Default true.
     pub keep_syntax: bool,
+    /// See [`DecodingParams::max_clip_tokens`]. Default 75; 0 = off.
+    pub max_clip_tokens: usize,
 }
 
 impl Default for OptimizeOptions {
@@ -84,7 +86,7 @@ impl OptimizeOptions {
 
 impl From<&DecodingParams> for OptimizeOptions {
     fn from(p: &DecodingParams) -> Self {
-        OptimizeOptions { decoding: p.to_config(), keep_syntax: p.keep_syntax }
+        OptimizeOptions { decoding: p.to_config(), keep_syntax: p.keep_syntax, max_clip_tokens: p.max_clip_tokens }
     }
 }
 
@@ -94,6 +96,10 @@ pub struct Candidate {
     /// The rewrite; when the prompt's syntax was kept, the user's prompt followed by the rewrite's
     /// new phrases (so it differs from the decoded `token_ids`).
     pub text: String,
+    /// CLIP tokens of `text` (its plain text; start and end not counted).
+    pub clip_tokens: usize,
+    /// The user's own text alone is over `max_clip_tokens`: `text` is that text, unchanged.
+    pub over_budget: bool,
     /// The decoder's score (beam score with length penalty, or sum of log-probs).
     pub score: f32,
     /// The generated token ids (input excluded, EOS excluded).
@@ -191,6 +197,7 @@ impl Engine {
     ) -> Result<OptimizeResult> {
         let cfg = &options.decoding;
         validate_decoding(cfg)?;
+        crate::capi::limits::check_range("max_clip_tokens", options.max_clip_tokens, 0, crate::capi::limits::PROMPTIST_MAX_CLIP_TOKENS)?;
         check_prompt_text(prompt)?;
         // With syntax kept, the policy sees the prompt's plain text (docs/prompt-syntax.md).
         let parsed = options.keep_syntax.then(|| syntax::parse(prompt)).filter(|p| !p.spans.is_empty());
@@ -216,7 +223,8 @@ impl Engine {
                 if parsed.is_some() {
                     text = syntax::keep_syntax(prompt, &text);
                 }
-                Ok(Candidate { text, score: h.score, token_ids: h.tokens })
+                let fitted = budget::fit(prompt, &text, options.max_clip_tokens)?;
+                Ok(Candidate { text: fitted.text, clip_tokens: fitted.clip_tokens, over_budget: fitted.over_budget, score: h.score, token_ids: h.tokens })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(OptimizeResult { candidates, seed, provider: self.provider, random_weights: self.random_weights() })

@@ -74,3 +74,24 @@ fn optimize_keeps_syntax_by_default() {
     let raw = first(&["optimize", prompt, "--bundle", bs, "--json", "--max-new-tokens", "8", "--keep-syntax", "false"]);
     assert_ne!(raw, kept);
 }
+
+/// `--max-clip-tokens` (default 75): the JSON reports each candidate's CLIP tokens within it.
+#[test]
+fn optimize_fits_the_clip_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    let bs = b.to_str().unwrap();
+    for (args, budget) in [(vec![], 75), (vec!["--max-clip-tokens", "6"], 6)] {
+        let mut all = vec!["optimize", "a cat on a mat", "--bundle", bs, "--json", "-n", "2", "--num-beams", "2", "--max-new-tokens", "40"];
+        all.extend(args);
+        let out = run(&all);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for c in v["candidates"].as_array().unwrap() {
+            let n = c["clip_tokens"].as_u64().unwrap();
+            assert!(n <= budget && c["over_budget"] == false, "{c}");
+            assert_eq!(n as usize, promptist::text::budget::clip_tokens(c["text"].as_str().unwrap()).unwrap());
+        }
+    }
+    assert_eq!(run(&["optimize", "a cat", "--bundle", bs, "--max-clip-tokens", "5000"]).status.code(), Some(3));
+}

@@ -65,6 +65,7 @@ class OptimizeOptions(Structure):
         ("user_data", c_void_p),
         ("cancel_flag", POINTER(c_int32)),
         ("keep_syntax", c_int32),
+        ("max_clip_tokens", c_uint32),
     ]
 
 
@@ -134,6 +135,8 @@ _result_score = _fn("promptist_optimize_result_score", c_float, _E, c_size_t)
 _result_seed = _fn("promptist_optimize_result_seed", c_bool, _E, POINTER(c_uint64))
 _result_provider = _fn("promptist_optimize_result_provider", c_int32, _E)
 _result_random = _fn("promptist_optimize_result_random_weights", c_bool, _E)
+_result_clip_tokens = _fn("promptist_optimize_result_clip_tokens", c_size_t, _E, c_size_t)
+_result_over_budget = _fn("promptist_optimize_result_over_budget", c_bool, _E, c_size_t)
 _result_free = _fn("promptist_optimize_result_free", None, _E)
 
 if _abi_version() != ABI_VERSION:
@@ -161,6 +164,8 @@ def _raise(status: int, err: c_void_p) -> None:
 class Candidate:
     text: str
     score: float
+    clip_tokens: int = 0
+    over_budget: bool = False
 
 
 @dataclass
@@ -213,14 +218,18 @@ class Engine:
                  diversity_penalty: float = 1.0, length_penalty: float = -1.0, early_stopping="heuristic",
                  temperature: float = 1.0, top_k: int = 50, top_p: float = 1.0, seed: Optional[int] = None,
                  max_new_tokens: int = 75, num_return_sequences: int = 1, progress=None,
-                 cancel: Optional[ctypes.c_int32] = None, keep_syntax: bool = True) -> OptimizeResult:
+                 cancel: Optional[ctypes.c_int32] = None, keep_syntax: bool = True,
+                 max_clip_tokens: int = 75) -> OptimizeResult:
         """Rewrite `prompt`; defaults are the reference demo (beam 8, length_penalty -1.0, 75 tokens).
 
         `progress(step, total) -> bool` is called after every decoding step (False cancels);
         `cancel` is a ctypes.c_int32 another thread may set to 1 to cancel. A cancelled call raises
         PromptistError with name "CANCELLED". `keep_syntax` keeps front-end syntax such as
         `(word:1.2)`, `<lora:name:0.8>` or `{a|b}` intact: the policy sees the plain text and each
-        candidate is the prompt, byte for byte, plus the rewrite's new phrases."""
+        candidate is the prompt, byte for byte, plus the rewrite's new phrases. `max_clip_tokens`
+        (0 = off) fits each candidate into that many CLIP tokens, cutting after its last whole
+        phrase that fits and never inside the user's text; each candidate reports `clip_tokens` and
+        `over_budget` (the user's text alone is over)."""
         if self._handle is None:
             raise ValueError("engine is closed")
         if strategy not in STRATEGIES:
@@ -235,6 +244,7 @@ class Engine:
         o.has_seed, o.seed = (0, 0) if seed is None else (1, seed)
         o.max_new_tokens, o.num_return_sequences = max_new_tokens, num_return_sequences
         o.keep_syntax = int(bool(keep_syntax))
+        o.max_clip_tokens = max_clip_tokens
         if progress is not None:
             cb = PROGRESS_FN(lambda stage, step, total, _user: bool(progress(step, total)))
             o.progress = cb  # kept alive by `cb` until the call returns
@@ -244,7 +254,8 @@ class Engine:
         _raise(_optimize(self._handle, prompt.encode("utf-8"), byref(o), byref(res), byref(err)), err)
         try:
             n = _result_count(res)
-            cands = [Candidate(_result_text(res, i).decode("utf-8"), float(_result_score(res, i))) for i in range(n)]
+            cands = [Candidate(_result_text(res, i).decode("utf-8"), float(_result_score(res, i)),
+                               int(_result_clip_tokens(res, i)), bool(_result_over_budget(res, i))) for i in range(n)]
             s = c_uint64()
             used = _result_seed(res, byref(s))
             return OptimizeResult(cands, s.value if used else None,

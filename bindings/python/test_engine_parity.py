@@ -2,7 +2,7 @@
 bundle against the Promptist reference demo pipeline in transformers (5.23) on the SAME checkpoint:
 input `prompt.strip() + " Rephrase:"`, `generate(num_beams=8, num_return_sequences=8,
 length_penalty=-1.0, max_new_tokens=75, eos=pad=50256)`, outputs sliced at the input length,
-decoded with skip_special_tokens, stripped. Also length_penalty 1.0 and greedy (20 prompts across the three). Every candidate's text must be equal and
+decoded with skip_special_tokens, stripped (the CLIP token budget off: transformers has none). Also length_penalty 1.0 and greedy (20 prompts across the three). Every candidate's text must be equal and
 every score within 1e-3 relative (the beam score is sum_logprobs * length, up to ~1e3); a swap of two
 candidates is accepted only when their reference scores tie within that tolerance, and is reported.
 
@@ -92,7 +92,7 @@ def test_beam_demo_defaults_match_transformers(setup):
     model, tok, engine = setup
     ties = []
     for p in PROMPTS[:8]:
-        ours = engine.optimize(p, num_return_sequences=8)  # demo: beam 8, length_penalty -1, 75 tokens
+        ours = engine.optimize(p, num_return_sequences=8, max_clip_tokens=0)  # demo: beam 8, length_penalty -1, 75 tokens
         texts, scores = reference(model, tok, p, num_beams=8, num_return_sequences=8, length_penalty=-1.0,
                                   do_sample=False)
         compare(p, ours, texts, scores, ties)
@@ -105,7 +105,7 @@ def test_beam_length_penalty_one_matches_transformers(setup):
     model, tok, engine = setup
     ties = []
     for p in PROMPTS[8:12]:
-        ours = engine.optimize(p, length_penalty=1.0, num_return_sequences=4)
+        ours = engine.optimize(p, length_penalty=1.0, num_return_sequences=4, max_clip_tokens=0)
         texts, scores = reference(model, tok, p, num_beams=8, num_return_sequences=4, length_penalty=1.0,
                                   do_sample=False)
         compare(p, ours, texts, scores, ties)
@@ -116,6 +116,6 @@ def test_beam_length_penalty_one_matches_transformers(setup):
 def test_greedy_matches_transformers(setup):
     model, tok, engine = setup
     for p in PROMPTS[12:]:
-        ours = engine.optimize(p, strategy="greedy")
+        ours = engine.optimize(p, strategy="greedy", max_clip_tokens=0)
         texts, _ = reference(model, tok, p, num_beams=1, do_sample=False)
         assert [c.text for c in ours.candidates] == texts, p

@@ -134,3 +134,23 @@ def test_keep_syntax_on_the_demo_bundle():
         plain = "a red fox in the snow"
         assert ([c.text for c in engine.optimize(plain, keep_syntax=True).candidates]
                 == [c.text for c in engine.optimize(plain, keep_syntax=False).candidates])
+
+
+def test_clip_token_budget_on_the_demo_bundle():
+    """Candidates fit max_clip_tokens (default 75) by whole phrases; the user's text is never cut."""
+    demo = HERE.parent.parent / "training" / "demo" / "bundle"
+    prompt = "a red fox in the snow"
+    with promptist.Engine(demo) as engine:
+        full = engine.optimize(prompt, num_beams=4, num_return_sequences=2, max_clip_tokens=0)
+        cut = engine.optimize(prompt, num_beams=4, num_return_sequences=2, max_clip_tokens=12)
+        for f, c in zip(full.candidates, cut.candidates):
+            assert c.clip_tokens <= 12 and not c.over_budget
+            assert c.text.startswith(prompt) and f.text.startswith(c.text) and f.clip_tokens > c.clip_tokens
+        default = engine.optimize(prompt)
+        assert all(c.clip_tokens <= 75 for c in default.candidates)
+        long = "a very old stone castle on a steep green hill above a quiet river at dawn with mist"
+        over = engine.optimize(long, max_clip_tokens=8)
+        assert all(c.text == long and c.over_budget for c in over.candidates)
+        with pytest.raises(promptist.PromptistError) as e:
+            engine.optimize(prompt, max_clip_tokens=5000)
+        assert e.value.name == "INVALID_OPTIONS"

@@ -29,6 +29,8 @@ pub const PROMPTIST_MAX_CANDIDATES: u32 = 256;
 /// 1024 images of 512x512. A score call makes the user prompt's images and the candidates' images
 /// as two such lists; the images live in memory until they are scored (about 16 bytes a pixel).
 pub const PROMPTIST_MAX_PIXELS_PER_CALL: u64 = 1 << 28;
+/// Largest CLIP token budget of a rewrite (`promptist_optimize_options.max_clip_tokens`).
+pub const PROMPTIST_MAX_CLIP_TOKENS: u32 = 1024;
 /// Largest absolute classifier-free guidance scale.
 pub const PROMPTIST_MAX_GUIDANCE: f32 = 100.0;
 

@@ -94,6 +94,13 @@ pub struct promptist_optimize_options {
     /// Default 1. (Added after the first version: a caller whose `struct_size` ends before it
     /// gets the default.)
     pub keep_syntax: i32,
+    /// Fit each candidate into this many CLIP tokens, 0..=PROMPTIST_MAX_CLIP_TOKENS (0 = off):
+    /// counted with the embedded CLIP tokenizer on the plain text (Stable Diffusion's window is
+    /// 75), cut after the last whole comma-separated phrase that fits; the user's own text is never
+    /// cut (when it alone is over, it comes back unchanged and
+    /// `promptist_optimize_result_over_budget` says so). Default 75. (Added after the first
+    /// version: a caller whose `struct_size` ends before it gets the default.)
+    pub max_clip_tokens: u32,
 }
 
 /// Progress callback of long calls: `stage` (a `promptist_stage` value), `step` of `total` done,
@@ -154,6 +161,7 @@ impl Default for promptist_optimize_options {
             user_data: std::ptr::null_mut(),
             cancel_flag: std::ptr::null(),
             keep_syntax: i32::from(d.keep_syntax),
+            max_clip_tokens: u(d.max_clip_tokens),
         }
     }
 }
@@ -318,6 +326,7 @@ pub(crate) unsafe fn optimize_options(p: *const promptist_optimize_options) -> R
         max_new_tokens: c.max_new_tokens as usize,
         num_return_sequences: c.num_return_sequences as usize,
         keep_syntax: c.keep_syntax != 0,
+        max_clip_tokens: c.max_clip_tokens as usize,
     };
     let callbacks = Callbacks { progress: c.progress, user_data: c.user_data, cancel_flag: c.cancel_flag };
     Ok((OptimizeOptions::from(&params), callbacks))

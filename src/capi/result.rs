@@ -14,6 +14,8 @@ use crate::runtime::ProviderKind;
 pub struct promptist_optimize_result {
     texts: Vec<CString>,
     scores: Vec<f32>,
+    clip_tokens: Vec<usize>,
+    over_budget: Vec<bool>,
     seed: Option<u64>,
     provider: ProviderKind,
     random_weights: bool,
@@ -24,6 +26,8 @@ impl promptist_optimize_result {
         promptist_optimize_result {
             texts: r.candidates.iter().map(|c| owned_cstring(&c.text)).collect(),
             scores: r.candidates.iter().map(|c| c.score).collect(),
+            clip_tokens: r.candidates.iter().map(|c| c.clip_tokens).collect(),
+            over_budget: r.candidates.iter().map(|c| c.over_budget).collect(),
             seed: r.seed,
             provider: r.provider,
             random_weights: r.random_weights,
@@ -55,6 +59,30 @@ pub unsafe extern "C" fn promptist_optimize_result_text(result: *const promptist
             .and_then(|r| r.texts.get(index))
             .map_or(std::ptr::null(), |s| s.as_ptr())
     })
+}
+
+/// CLIP tokens of candidate `index` (its plain text, start and end tokens not counted; what
+/// `max_clip_tokens` is compared with). 0 when `result` is NULL or `index` is out of range.
+/// Thread-safe.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn promptist_optimize_result_clip_tokens(result: *const promptist_optimize_result, index: usize) -> usize {
+    // SAFETY: per the contract.
+    ffi_infallible!(0, { unsafe { handle::borrow_opt(result) }.and_then(|r| r.clip_tokens.get(index).copied()).unwrap_or(0) })
+}
+
+/// True when the user's own text of candidate `index` is alone over `max_clip_tokens`, so the
+/// candidate is that text, unchanged and over the budget. False when `result` is NULL or `index`
+/// is out of range. Thread-safe.
+///
+/// # Safety
+/// `result` is NULL or a live result.
+#[no_mangle]
+pub unsafe extern "C" fn promptist_optimize_result_over_budget(result: *const promptist_optimize_result, index: usize) -> bool {
+    // SAFETY: per the contract.
+    ffi_infallible!(false, { unsafe { handle::borrow_opt(result) }.and_then(|r| r.over_budget.get(index).copied()).unwrap_or(false) })
 }
 
 /// The decoder's score of candidate `index` (beam score with length penalty, or the sum of

@@ -36,6 +36,10 @@ pub struct DecodingParams {
     /// the policy sees the plain text and the result is the user's prompt, byte for byte, plus the
     /// rewrite's new phrases (`crate::text::syntax`). No effect on a prompt without syntax.
     pub keep_syntax: bool,
+    /// Fit each rewrite into this many CLIP tokens (Stable Diffusion's window is 75), cut after the
+    /// last whole comma-separated phrase that fits, never inside the user's own text
+    /// (`crate::text::budget`); 0 turns it off.
+    pub max_clip_tokens: usize,
 }
 
 impl Default for DecodingParams {
@@ -57,6 +61,7 @@ impl Default for DecodingParams {
             max_new_tokens: 75,
             num_return_sequences: 1,
             keep_syntax: true,
+            max_clip_tokens: 75,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Prompt text: GPT-2 byte-level BPE for the policy, CLIP BPE for the scorer (the `tokenizers`
-//! crate), and the front-ends' prompt syntax kept through a rewrite.
+//! crate), the front-ends' prompt syntax kept through a rewrite, and the CLIP token budget.
 
+pub mod budget;
 pub mod clip;
 pub mod gpt2;
 pub mod syntax;

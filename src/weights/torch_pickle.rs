@@ -166,6 +166,9 @@ pub fn load(path: &Path) -> Result<Vec<(String, TensorData)>> {
 /// so a pickle nesting one list twice in itself 64 times over would otherwise take 2^64 steps.
 const MAX_VISITS: usize = 1 << 22;
 
+/// Largest view that is bigger than its storage (an expanded, stride-0 tensor), in bytes.
+const MAX_EXPANDED_BYTES: usize = 64 << 20;
+
 /// Deflate expands at most 1032:1; an entry whose header claims more is not a real one.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
@@ -248,13 +251,17 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
         ));
     }
     // Every number below comes from the file: checked before anything is sized from it. A view
-    // has at most as many elements as its storage (no stride-0 expansion), so the copy is never
-    // larger than the bytes already read.
+    // larger than its storage (a stride-0 expansion) may be at most MAX_EXPANDED_BYTES, so the copy
+    // is never much larger than the bytes already read; allocation failure is an error.
     let count = t.shape.iter().try_fold(1usize, |a, &n| a.checked_mul(n)).ok_or_else(|| format!("tensor size {:?} overflows", t.shape))?;
-    if count > numel {
-        return Err(format!("a view of {count} elements on a storage of {numel} (expanded views are not supported)"));
+    let out_bytes = count.checked_mul(es).ok_or_else(|| format!("tensor size {:?} overflows", t.shape))?;
+    if count > numel && out_bytes > MAX_EXPANDED_BYTES {
+        return Err(format!(
+            "an expanded view of {count} elements ({out_bytes} bytes) on a storage of {numel}: more than {MAX_EXPANDED_BYTES} bytes"
+        ));
     }
-    let mut bytes = Vec::with_capacity(count * es);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(out_bytes).map_err(|_| format!("cannot allocate {out_bytes} bytes for the tensor"))?;
     if count == 0 {
         return Ok(TensorData {
             dtype,
@@ -312,6 +319,22 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<TensorData,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Views whose numbers come from a hostile file: an expansion to 2^40 elements, a size whose
+    /// product overflows, an offset that overflows; each an error before any allocation.
+    #[test]
+    fn oversized_and_overflowing_views_are_errors() {
+        let storage = StorageRef { dtype: DType::F32, key: "0".into(), numel: 4 };
+        let bytes = vec![0u8; 16];
+        let view = |offset: usize, shape: Vec<usize>, stride: Vec<usize>| TensorRef { storage: storage.clone(), offset, shape, stride };
+        let e = materialise(&view(0, vec![1 << 40], vec![0]), &bytes).unwrap_err();
+        assert!(e.contains("expanded view"), "{e}");
+        let e = materialise(&view(0, vec![usize::MAX, 2], vec![0, 0]), &bytes).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        assert!(materialise(&view(usize::MAX, vec![2], vec![1]), &bytes).is_err());
+        // A small expansion stays supported.
+        assert_eq!(materialise(&view(0, vec![3, 4], vec![0, 1]), &bytes).unwrap().shape, vec![3, 4]);
+    }
 
     fn view(shape: Vec<usize>, stride: Vec<usize>, offset: usize, numel: usize) -> TensorRef {
         TensorRef {

@@ -79,6 +79,10 @@ pub struct Args {
     /// `--keep-syntax false` lets the policy see and rewrite it (default true).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
     pub keep_syntax: bool,
+    /// Fit each rewrite into this many CLIP tokens, cut after the last whole phrase that fits,
+    /// never inside your own text (default 75, Stable Diffusion's window; 0 = off).
+    #[arg(long)]
+    pub max_clip_tokens: Option<usize>,
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub provider: ProviderArg,
@@ -130,6 +134,7 @@ pub fn params(a: &Args) -> DecodingParams {
         max_new_tokens: a.max_new_tokens.unwrap_or(d.max_new_tokens),
         num_return_sequences: a.num_return_sequences.unwrap_or(d.num_return_sequences),
         keep_syntax: a.keep_syntax,
+        max_clip_tokens: a.max_clip_tokens.unwrap_or(d.max_clip_tokens),
     }
 }
 
@@ -139,6 +144,8 @@ fn to_json(prompt: &str, r: &OptimizeResult) -> serde_json::Value {
         "candidates": r.candidates.iter().map(|c| serde_json::json!({
             "text": c.text,
             "score": c.score,
+            "clip_tokens": c.clip_tokens,
+            "over_budget": c.over_budget,
             "token_ids": c.token_ids,
         })).collect::<Vec<_>>(),
         "seed": r.seed,
@@ -167,6 +174,9 @@ pub fn run(a: Args) -> promptist::Result<()> {
     let result = engine.optimize(&a.prompt, &options)?;
     if result.random_weights {
         eprintln!("{RANDOM_NOTE}");
+    }
+    if result.candidates.iter().any(|c| c.over_budget) {
+        eprintln!("note: your prompt alone is over --max-clip-tokens {}; it is returned unchanged", options.max_clip_tokens);
     }
     if let (Some(seed), false) = (result.seed, a.json) {
         eprintln!("seed: {seed} (pass --seed {seed} to repeat)");

@@ -132,6 +132,8 @@ fuzz_target!(|data: &[u8]| {
         v.seed = b.u64();
         v.max_new_tokens = pick_u32(&mut b, v.max_new_tokens, |x| x % 24);
         v.num_return_sequences = pick_u32(&mut b, v.num_return_sequences, |x| x % 9);
+        v.keep_syntax = pick_u32(&mut b, v.keep_syntax as u32, |x| x % 2) as i32;
+        v.max_clip_tokens = pick_u32(&mut b, v.max_clip_tokens, |x| x % 80);
         if use_progress % 2 == 1 {
             v.progress = Some(progress);
             v.user_data = &mut cb as *mut Cb as *mut c_void;

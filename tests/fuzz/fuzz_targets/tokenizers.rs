@@ -2,7 +2,9 @@
 //! panic": GPT-2's byte-level BPE gives back exactly the text it encoded; CLIP's token rows are
 //! always 77 long, start with start-of-text and hold end-of-text; decoding any id list is Ok or a
 //! clean error. Tokenizer files: a mutated `tokenizer.json` (GPT-2) or merges text (CLIP) loads or
-//! is refused, and what loads can encode and decode.
+//! is refused, and what loads can encode and decode. Prompt syntax: any text split into a prompt
+//! and a "rewrite" merges into a prompt that starts with the user's and has exactly its syntax
+//! spans, and fitting it into a CLIP token budget never panics and never cuts the user's text.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -29,7 +31,7 @@ fn check_clip_row(row: &[u32], tok: &ClipTokenizer) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    match mode % 4 {
+    match mode % 5 {
         0 => {
             let text = String::from_utf8_lossy(rest);
             let ids = gpt2().encode(&text).expect("GPT-2 encodes any UTF-8");
@@ -49,6 +51,22 @@ fuzz_target!(|data: &[u8]| {
             match gpt2().decode(&ids) {
                 Ok(_) => assert!(ids.iter().all(|&i| i < n)),
                 Err(e) => assert!(ids.iter().any(|&i| i >= n), "decode refused in-vocabulary ids: {e}"),
+            }
+        }
+        4 => {
+            let text = String::from_utf8_lossy(rest);
+            let cut = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
+            let (prompt, rewrite) = text.split_at(cut);
+            let merged = promptist::text::syntax::keep_syntax(prompt, rewrite);
+            assert!(merged.starts_with(prompt.trim_end()), "{merged:?} lost the prompt {prompt:?}");
+            let spans = |s: &str| promptist::text::syntax::parse(s).spans.into_iter().map(|x| (x.start, x.end, x.kind)).collect::<Vec<_>>();
+            assert_eq!(spans(&merged), spans(prompt), "prompt {prompt:?}, rewrite {rewrite:?}");
+            let budget = usize::from(rest.first().copied().unwrap_or(0) % 40);
+            let f = promptist::text::budget::fit(prompt, &merged, budget).expect("fitting never fails on text");
+            if f.over_budget {
+                assert_eq!(f.text, prompt.trim());
+            } else if budget > 0 {
+                assert!(f.clip_tokens <= budget, "{f:?}");
             }
         }
         _ => {
