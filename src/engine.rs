@@ -132,6 +132,9 @@ pub struct Engine {
     provider: ProviderKind,
     /// The score models (None when the bundle has no score components).
     score: Option<score::ScoreEngine>,
+    /// The embedded CLIP tokenizer for `max_clip_tokens`, built on first use and freed with the
+    /// engine.
+    budget_tokenizer: std::sync::OnceLock<crate::text::clip::ClipTokenizer>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -176,7 +179,16 @@ impl Engine {
         };
         let model = OnnxGpt2::new(session, dims)?;
         let score = score::ScoreEngine::open(&bundle, &runtime, &session_options, options.baseline_cache_capacity)?;
-        Ok(Engine { bundle, tokenizer, model: Mutex::new(model), n_ctx: cfg.n_ctx, eos_token_id: cfg.eos_token_id, provider, score })
+        Ok(Engine {
+            bundle,
+            tokenizer,
+            model: Mutex::new(model),
+            n_ctx: cfg.n_ctx,
+            eos_token_id: cfg.eos_token_id,
+            provider,
+            score,
+            budget_tokenizer: std::sync::OnceLock::new(),
+        })
     }
 
     /// Rewrite `prompt` with the policy (docs/method.md §1-2): the input is
@@ -223,11 +235,21 @@ impl Engine {
                 if parsed.is_some() {
                     text = syntax::keep_syntax(prompt, &text);
                 }
-                let fitted = budget::fit(prompt, &text, options.max_clip_tokens)?;
+                let fitted = budget::fit(self.budget_tokenizer()?, prompt, &text, options.max_clip_tokens)?;
                 Ok(Candidate { text: fitted.text, clip_tokens: fitted.clip_tokens, over_budget: fitted.over_budget, score: h.score, token_ids: h.tokens })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(OptimizeResult { candidates, seed, provider: self.provider, random_weights: self.random_weights() })
+    }
+
+    /// The CLIP tokenizer that counts `max_clip_tokens` (the embedded one, built once per engine).
+    fn budget_tokenizer(&self) -> Result<&crate::text::clip::ClipTokenizer> {
+        if let Some(t) = self.budget_tokenizer.get() {
+            return Ok(t);
+        }
+        // Two threads may both build it; one copy is kept.
+        let _ = self.budget_tokenizer.set(crate::text::clip::ClipTokenizer::embedded()?);
+        self.budget_tokenizer.get().ok_or_else(|| Error::Internal("the CLIP tokenizer was not kept".into()))
     }
 
     /// The execution provider the policy session runs on.

@@ -81,6 +81,7 @@ fn optimize_fits_the_clip_budget() {
     let dir = tempfile::tempdir().unwrap();
     let b = bundle(dir.path());
     let bs = b.to_str().unwrap();
+    let clip = promptist::text::clip::ClipTokenizer::embedded().unwrap();
     for (args, budget) in [(vec![], 75), (vec!["--max-clip-tokens", "6"], 6)] {
         let mut all = vec!["optimize", "a cat on a mat", "--bundle", bs, "--json", "-n", "2", "--num-beams", "2", "--max-new-tokens", "40"];
         all.extend(args);
@@ -90,7 +91,7 @@ fn optimize_fits_the_clip_budget() {
         for c in v["candidates"].as_array().unwrap() {
             let n = c["clip_tokens"].as_u64().unwrap();
             assert!(n <= budget && c["over_budget"] == false, "{c}");
-            assert_eq!(n as usize, promptist::text::budget::clip_tokens(c["text"].as_str().unwrap()).unwrap());
+            assert_eq!(n as usize, promptist::text::budget::clip_tokens(&clip, c["text"].as_str().unwrap()).unwrap());
         }
     }
     assert_eq!(run(&["optimize", "a cat", "--bundle", bs, "--max-clip-tokens", "5000"]).status.code(), Some(3));

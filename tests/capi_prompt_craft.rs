@@ -146,7 +146,9 @@ fn syntax_survives_the_rewrite_through_the_c_abi() {
 
 #[test]
 fn rewrites_fit_the_clip_token_budget_through_the_c_abi() {
-    use promptist::text::budget::{clip_tokens, fit};
+    let clip = promptist::text::clip::ClipTokenizer::embedded().unwrap();
+    let clip_tokens = |s: &str| promptist::text::budget::clip_tokens(&clip, s);
+    let fit = |u: &str, c: &str, b: usize| promptist::text::budget::fit(&clip, u, c, b);
     common::ort_ready();
     let path = demo_bundle();
     let mut e = null_mut();

@@ -6,11 +6,9 @@
 //! last whole comma-separated phrase that fits; the user's own text is never cut
 //! (docs/prompt-syntax.md, "Token budget").
 
-use std::sync::OnceLock;
-
 use crate::text::clip::{CleanMode, ClipTokenizer};
 use crate::text::syntax;
-use crate::{Error, Result};
+use crate::Result;
 
 /// A rewrite fitted to the budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,17 +20,9 @@ pub struct Fitted {
     pub over_budget: bool,
 }
 
-/// The embedded CLIP tokenizer, built once per process.
-fn clip() -> Result<&'static ClipTokenizer> {
-    static T: OnceLock<std::result::Result<ClipTokenizer, String>> = OnceLock::new();
-    T.get_or_init(|| ClipTokenizer::embedded().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| Error::Tokenizer(format!("the embedded CLIP tokenizer: {e}")))
-}
-
 /// CLIP tokens of `text`'s plain text (start and end tokens not counted).
-pub fn clip_tokens(text: &str) -> Result<usize> {
-    Ok(clip()?.encode(&syntax::parse(text).plain, CleanMode::Transformers)?.len())
+pub fn clip_tokens(clip: &ClipTokenizer, text: &str) -> Result<usize> {
+    Ok(clip.encode(&syntax::parse(text).plain, CleanMode::Transformers)?.len())
 }
 
 /// Fit `candidate` (a rewrite of `user_prompt`) into `budget` CLIP tokens; `budget` 0 only counts.
@@ -40,14 +30,14 @@ pub fn clip_tokens(text: &str) -> Result<usize> {
 /// set. Otherwise the candidate is cut after its last whole comma-separated phrase that fits,
 /// keeping whole the user's prompt when the candidate starts with it, else its first phrase (and
 /// when not even that fits, the user's prompt is returned).
-pub fn fit(user_prompt: &str, candidate: &str, budget: usize) -> Result<Fitted> {
-    let n = clip_tokens(candidate)?;
+pub fn fit(clip: &ClipTokenizer, user_prompt: &str, candidate: &str, budget: usize) -> Result<Fitted> {
+    let n = clip_tokens(clip, candidate)?;
     if budget == 0 || n <= budget {
         return Ok(Fitted { text: candidate.to_string(), clip_tokens: n, over_budget: false });
     }
     let user = user_prompt.trim();
     // The user's own text is never cut: alone over the budget, it comes back unchanged, flagged.
-    let user_tokens = clip_tokens(user)?;
+    let user_tokens = clip_tokens(clip, user)?;
     if user_tokens > budget {
         return Ok(Fitted { text: user.to_string(), clip_tokens: user_tokens, over_budget: true });
     }
@@ -57,7 +47,7 @@ pub fn fit(user_prompt: &str, candidate: &str, budget: usize) -> Result<Fitted> 
         candidate.find(',').unwrap_or(candidate.len())
     };
     let kept = candidate[..protected].trim_end();
-    let kept_tokens = clip_tokens(kept)?;
+    let kept_tokens = clip_tokens(clip, kept)?;
     if kept_tokens > budget {
         // Not even the rewrite's first phrase fits: the user's prompt (which does) is the answer.
         return Ok(Fitted { text: user.to_string(), clip_tokens: user_tokens, over_budget: false });
@@ -66,7 +56,7 @@ pub fn fit(user_prompt: &str, candidate: &str, budget: usize) -> Result<Fitted> 
     let mut best = (kept.to_string(), kept_tokens);
     for (i, _) in candidate[protected..].match_indices(',') {
         let prefix = candidate[..protected + i].trim_end();
-        let t = clip_tokens(prefix)?;
+        let t = clip_tokens(clip, prefix)?;
         if t > budget {
             break;
         }
@@ -79,16 +69,24 @@ pub fn fit(user_prompt: &str, candidate: &str, budget: usize) -> Result<Fitted> 
 mod tests {
     use super::*;
 
+    fn tok() -> ClipTokenizer {
+        ClipTokenizer::embedded().unwrap()
+    }
+
     #[test]
     fn counts_plain_clip_tokens() {
-        assert_eq!(clip_tokens("").unwrap(), 0);
-        assert_eq!(clip_tokens("a red fox").unwrap(), 3);
+        let t = tok();
+        assert_eq!(clip_tokens(&t, "").unwrap(), 0);
+        assert_eq!(clip_tokens(&t, "a red fox").unwrap(), 3);
         // Weights and extra-network tags are not tokens the encoder sees.
-        assert_eq!(clip_tokens("(a red fox:1.3) <lora:x:0.5>").unwrap(), 3);
+        assert_eq!(clip_tokens(&t, "(a red fox:1.3) <lora:x:0.5>").unwrap(), 3);
     }
 
     #[test]
     fn cuts_at_the_last_whole_phrase_and_never_the_users_text() {
+        let t = tok();
+        let fit = |u: &str, c: &str, b: usize| fit(&t, u, c, b);
+        let clip_tokens = |s: &str| clip_tokens(&t, s);
         let user = "a red fox in the snow";
         let mods: Vec<String> = (0..40).map(|i| format!("detail number {i}")).collect();
         let cand = format!("{user}, {}", mods.join(", "));

@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
             let spans = |s: &str| promptist::text::syntax::parse(s).spans.into_iter().map(|x| (x.start, x.end, x.kind)).collect::<Vec<_>>();
             assert_eq!(spans(&merged), spans(prompt), "prompt {prompt:?}, rewrite {rewrite:?}");
             let budget = usize::from(rest.first().copied().unwrap_or(0) % 40);
-            let f = promptist::text::budget::fit(prompt, &merged, budget).expect("fitting never fails on text");
+            let f = promptist::text::budget::fit(clip(), prompt, &merged, budget).expect("fitting never fails on text");
             if f.over_budget {
                 assert_eq!(f.text, prompt.trim());
             } else if budget > 0 {
