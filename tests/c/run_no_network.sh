@@ -37,12 +37,12 @@ trace "$work/score.trace" "$work/test_score" "$work/score" "$work/policy_only" >
 for t in optimize score; do
     [ ! -s "$work/$t.trace" ] || { cat "$work/$t.trace" >&2; fail "$t made network system calls"; }
 done
-echo "tests/c/no_network_syscalls (optimize and score traced by strace: none; control traced): PASS"
+echo "tests/c/no_network_syscalls: PASS (optimize and score traced by strace: none; control traced)"
 
 if unshare -n true 2>/dev/null; then
     unshare -n "$work/optimize" "$work/score" "a red fox in the snow" 8 > /dev/null 2> "$work/netns.err" \
         || { cat "$work/netns.err" >&2; fail "optimize in an empty network namespace"; }
-    echo "tests/c/no_network_namespace (optimize in an empty network namespace): PASS"
+    echo "tests/c/no_network_namespace: PASS (optimize in an empty network namespace)"
 else
     # Counted as skipped by tests/run.sh (never as passed).
     echo "tests/c/no_network_namespace: SKIPPED (unshare -n is not permitted here; needs root)"

@@ -28,12 +28,12 @@ cc "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_threads
 
 "$work/test_threads" "$work/score" 16 200 8 > "$work/stdout" || fail "test_threads (native, 16 x 200)"
 [ ! -s "$work/stdout" ] || { cat "$work/stdout" >&2; fail "the library wrote to stdout"; }
-echo "tests/c/test_threads (native, 16 threads x 200 calls): PASS"
+echo "tests/c/test_threads: PASS (native, 16 threads x 200 calls)"
 
 ASAN_OPTIONS=detect_leaks=1:exitcode=23 "$work/test_threads-asan" "$work/score" 16 200 8 > "$work/stdout.asan" 2> "$work/asan.log" \
     || { tail -n 60 "$work/asan.log" >&2; fail "test_threads under AddressSanitizer"; }
 ! grep -q "ERROR: \(Address\|Leak\)Sanitizer" "$work/asan.log" || { cat "$work/asan.log" >&2; fail "test_threads: sanitizer report"; }
-echo "tests/c/test_threads (AddressSanitizer + LeakSanitizer, 16 threads x 200 calls): PASS"
+echo "tests/c/test_threads: PASS (AddressSanitizer + LeakSanitizer, 16 threads x 200 calls)"
 
 if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
     valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
@@ -41,5 +41,5 @@ if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
         "$work/test_threads" "$work/score" 16 2 4 > "$work/stdout.vg" 2> "$work/vg.stderr" \
         || { cat "$work/vg.stderr" "$work/threads.valgrind" >&2; fail "test_threads under valgrind"; }
     grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost" "$work/threads.valgrind" | sed "s/^==[0-9]*==/[test_threads]/" >&2
-    echo "tests/c/test_threads (valgrind, 16 threads x 2 calls, 4 openers): PASS"
+    echo "tests/c/test_threads: PASS (valgrind, 16 threads x 2 calls, 4 openers)"
 fi
