@@ -111,12 +111,15 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Cancel from another thread: the scoring thread reports denoising steps; the main thread sets the
- * flag once the first step is reported and records how many steps had been reported then. */
+/* Cancel from another thread: the scoring thread reports denoising steps and, at the first one,
+ * waits until the main thread has set the flag (so the test does not depend on how threads are
+ * scheduled: valgrind runs one at a time); the main thread records how many steps had been
+ * reported then. */
 struct cancel_state {
     int32_t flag;
     int steps;         /* denoising steps reported */
     int steps_at_set;  /* steps reported when the flag was set (-1: not yet) */
+    int released;      /* set by the main thread once the flag is set */
     promptist_status status;
 };
 
@@ -124,7 +127,12 @@ static bool count_steps(int32_t stage, size_t step, size_t total, void *user) {
     struct cancel_state *c = user;
     (void)step;
     (void)total;
-    if (stage == PROMPTIST_STAGE_DENOISE) __atomic_add_fetch(&c->steps, 1, __ATOMIC_SEQ_CST);
+    if (stage == PROMPTIST_STAGE_DENOISE && __atomic_add_fetch(&c->steps, 1, __ATOMIC_SEQ_CST) == 1) {
+        while (!__atomic_load_n(&c->released, __ATOMIC_SEQ_CST)) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
     return true;
 }
 
@@ -198,7 +206,7 @@ int main(int argc, char **argv) {
             failures ? "FAIL" : "ok  ", threads, calls_per_thread);
 
     /* 2. Cancel from another thread during a score. */
-    struct cancel_state c = {0, 0, -1, PROMPTIST_STATUS_OK};
+    struct cancel_state c = {0, 0, -1, 0, PROMPTIST_STATUS_OK};
     pthread_t scorer;
     pthread_create(&scorer, NULL, cancel_scorer, &c);
     while (__atomic_load_n(&c.steps, __ATOMIC_SEQ_CST) < 1) {
@@ -207,6 +215,7 @@ int main(int argc, char **argv) {
     }
     c.steps_at_set = __atomic_load_n(&c.steps, __ATOMIC_SEQ_CST);
     __atomic_store_n(&c.flag, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&c.released, 1, __ATOMIC_SEQ_CST);
     pthread_join(scorer, NULL);
     int after = c.steps - c.steps_at_set;
     int cancel_ok = c.status == PROMPTIST_STATUS_CANCELLED && after <= 1 && c.steps < 50;
@@ -215,10 +224,11 @@ int main(int argc, char **argv) {
     if (!cancel_ok) failures++;
 
     /* 3. Engines opened, used and freed concurrently. */
+    int before = failures;
     pthread_t opener_tid[64];
     for (int t = 0; t < openers; t++) pthread_create(&opener_tid[t], NULL, open_use_free, NULL);
     for (int t = 0; t < openers; t++) pthread_join(opener_tid[t], NULL);
-    fprintf(stderr, "%s %d threads opening, using and freeing engines at once\n", failures ? "FAIL" : "ok  ", openers);
+    fprintf(stderr, "%s %d threads opening, using and freeing engines at once\n", failures > before ? "FAIL" : "ok  ", openers);
 
     /* 4. Free after all that (valgrind / LeakSanitizer check the rest at exit). */
     promptist_engine_free(engine);
