@@ -232,8 +232,8 @@ impl Engine {
             .into_iter()
             .map(|h| {
                 let mut text = finish_output(&self.tokenizer.decode_skip_special(&h.tokens)?);
-                if parsed.is_some() {
-                    text = syntax::keep_syntax(prompt, &text);
+                if let Some(p) = &parsed {
+                    text = syntax::keep_syntax(prompt, &p.plain, &text);
                 }
                 let fitted = budget::fit(self.budget_tokenizer()?, prompt, &text, options.max_clip_tokens)?;
                 Ok(Candidate { text: fitted.text, clip_tokens: fitted.clip_tokens, over_budget: fitted.over_budget, score: h.score, token_ids: h.tokens })

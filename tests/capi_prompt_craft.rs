@@ -128,7 +128,7 @@ fn syntax_survives_the_rewrite_through_the_c_abi() {
                 assert!(c.starts_with(p), "{c:?} does not start with {p:?}");
                 assert_eq!(spans(c), spans(p), "{c:?}");
                 // The policy saw the plain text: the new phrases come from the plain prompt's rewrite.
-                assert_eq!(*c, promptist::text::syntax::keep_syntax(p, plain), "prompt {p:?}");
+                assert_eq!(*c, promptist::text::syntax::keep_syntax(p, &parse(p).plain, plain), "prompt {p:?}");
             }
             eprintln!("{p:?} -> {:?}", cands[0]);
         }

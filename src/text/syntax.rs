@@ -217,12 +217,11 @@ fn sanitize_phrase(p: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Merge `rewrite` (the policy's rewrite of `parse(prompt).plain`) into `prompt`: the user's
-/// prompt is kept byte for byte, followed by the rewrite's comma-separated phrases that are not
-/// already phrases of the plain text, with any syntax characters removed from them, so the result
-/// has exactly the user's syntax spans, where the user put them.
-pub fn keep_syntax(prompt: &str, rewrite: &str) -> String {
-    let plain = parse(prompt).plain;
+/// Merge `rewrite` (the policy's rewrite of `plain`, which is `parse(prompt).plain`) into
+/// `prompt`: the user's prompt is kept byte for byte, followed by the rewrite's comma-separated
+/// phrases that are not already phrases of the plain text, with any syntax characters removed from
+/// them, so the result has exactly the user's syntax spans, where the user put them.
+pub fn keep_syntax(prompt: &str, plain: &str, rewrite: &str) -> String {
     let have: Vec<String> = plain.split(',').map(|p| p.trim().to_lowercase()).collect();
     let mut added: Vec<String> = Vec::new();
     for p in rewrite.split(',') {
@@ -295,10 +294,10 @@ mod tests {
     fn merge_keeps_the_prompt_and_adds_clean_phrases() {
         let p = "(red fox:1.2) in the snow <lora:x:0.8>";
         let r = "red fox in the snow, highly detailed, (artstation), <lora:evil:1>, BREAK, trending";
-        assert_eq!(keep_syntax(p, r), "(red fox:1.2) in the snow <lora:x:0.8>, highly detailed, artstation, lora:evil:1, break, trending");
-        assert_eq!(keep_syntax("a cat,", "a cat, 8k"), "a cat, 8k");
-        assert_eq!(keep_syntax("a cat", "a cat"), "a cat");
-        assert_eq!(keep_syntax("a cat ", "a cat, 8k, 8K"), "a cat, 8k");
+        assert_eq!(keep_syntax(p, &parse(p).plain, r), "(red fox:1.2) in the snow <lora:x:0.8>, highly detailed, artstation, lora:evil:1, break, trending");
+        assert_eq!(keep_syntax("a cat,", &parse("a cat,").plain, "a cat, 8k"), "a cat, 8k");
+        assert_eq!(keep_syntax("a cat", &parse("a cat").plain, "a cat"), "a cat");
+        assert_eq!(keep_syntax("a cat ", &parse("a cat ").plain, "a cat, 8k, 8K"), "a cat, 8k");
     }
 
     /// Property: for 2,000 random prompts mixing words and every kind of syntax, and random
@@ -327,7 +326,7 @@ mod tests {
             for _ in 0..rng.random_range(0..10) {
                 r.push_str(if rng.random_bool(0.5) { junk[rng.random_range(0..junk.len())] } else { words[rng.random_range(0..words.len())] });
             }
-            let out = keep_syntax(&p, &r);
+            let out = keep_syntax(&p, &parse(&p).plain, &r);
             assert!(out.starts_with(p.trim_end()), "case {case}: {out:?} does not start with {p:?}");
             let span_texts = |s: &str| parse(s).spans.into_iter().map(|x| (x.start, x.end, x.kind)).collect::<Vec<_>>();
             assert_eq!(span_texts(&out), span_texts(&p), "case {case}: prompt {p:?}, rewrite {r:?}, merged {out:?}");

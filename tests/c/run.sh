@@ -12,29 +12,13 @@
 # false positive, and "possibly lost" interior pointers into the tokenizers crate's process-lifetime
 # statics (each entry says why); none can match promptist's objects, which a negative control
 # (tests/c/leak_control.c, leaks on purpose) proves: valgrind must fail on it.
-set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-
-fail() { echo "tests/c/run.sh: FAIL: $*" >&2; exit 1; }
-[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library (tests/fetch-ort.sh prints it)"
-command -v cc >/dev/null || fail "no C compiler (cc)"
-if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then command -v valgrind >/dev/null || fail "valgrind not installed (apt-get install valgrind)"; fi
-
-cargo build --quiet --lib --bin promptist
-bin="${PROMPTIST_BIN:-$root/target/debug/promptist}"
-libdir="$root/target/debug"
-[ -f "$libdir/libpromptist.so" ] || fail "no $libdir/libpromptist.so"
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/common.sh"
+need_valgrind
 
 # A tiny random bundle, plus one copy with a file missing and one with a corrupt file.
-"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
-"$bin" convert --checkpoint "$work/checkpoint" --out "$work/good" 2>/dev/null
-[ -f "$work/good/promptist.json" ] || fail "make-tiny wrote no bundle"
-cp -r "$work/good" "$work/missing"
-cp -r "$work/good" "$work/corrupt"
+tiny_policy
+cp -r "$work/policy_only" "$work/missing"
+cp -r "$work/policy_only" "$work/corrupt"
 rm "$work/missing/policy/tokenizer.json"
 python3 - "$work/corrupt/policy/model.onnx_data" <<'PY'
 import sys
@@ -44,8 +28,6 @@ b[len(b) // 2] ^= 0x01  # same size, different bytes: only the sha256 can tell
 open(p, "wb").write(bytes(b))
 PY
 
-cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
-ldflags=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
 cc "${cflags[@]}" examples/c/test_errors.c -o "$work/test_errors" "${ldflags[@]}"
 cc "${cflags[@]}" examples/c/optimize.c -o "$work/optimize" "${ldflags[@]}"
 cc "${cflags[@]}" tests/c/leak_control.c -o "$work/leak_control" "${ldflags[@]}"
@@ -62,22 +44,19 @@ run() {
     if [ -n "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
         "$@"
     else
-        valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
-            --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp" --log-file="$work/$name.valgrind" "$@" \
-            || { cat "$work/$name.valgrind" >&2; fail "$name under valgrind"; }
-        grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|suppressed:" "$work/$name.valgrind" | sed "s/^==[0-9]*==/[$name]/" >&2
+        valgrind_run "$name" "$@"
     fi
 }
 
 # test_errors prints only to stderr, so anything on its stdout came from the library, which must
 # never write to stdout.
-run test_errors "$work/test_errors" "$work/good" "$work/missing" "$work/corrupt" > "$work/test_errors.stdout"
+run test_errors "$work/test_errors" "$work/policy_only" "$work/missing" "$work/corrupt" > "$work/test_errors.stdout"
 [ ! -s "$work/test_errors.stdout" ] || { cat "$work/test_errors.stdout" >&2; fail "the library wrote to stdout"; }
-run optimize "$work/optimize" "$work/good" "a red fox in the snow" 8
+run optimize "$work/optimize" "$work/policy_only" "a red fox in the snow" 8
 if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
     # Negative control: deliberate leaks of promptist objects must make valgrind fail.
     if valgrind --leak-check=full --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp" \
-        --log-file="$work/leak_control.valgrind" "$work/leak_control" "$work/good"; then
+        --log-file="$work/leak_control.valgrind" "$work/leak_control" "$work/policy_only"; then
         cat "$work/leak_control.valgrind" >&2
         fail "valgrind did not catch the deliberate leaks of tests/c/leak_control.c"
     fi
@@ -98,10 +77,10 @@ run_asan() {
     grep -q "ERROR: \(Address\|Leak\)Sanitizer" "$work/$name.asan" && { cat "$work/$name.asan" >&2; fail "$name: sanitizer report"; }
     echo "[$name] AddressSanitizer + LeakSanitizer: 0 errors, 0 leaks"
 }
-run_asan test_errors "$work/test_errors-asan" "$work/good" "$work/missing" "$work/corrupt"
+run_asan test_errors "$work/test_errors-asan" "$work/policy_only" "$work/missing" "$work/corrupt"
 [ ! -s "$work/test_errors.asan.stdout" ] || { cat "$work/test_errors.asan.stdout" >&2; fail "the library wrote to stdout"; }
-run_asan optimize "$work/optimize-asan" "$work/good" "a red fox in the snow" 8
-if ASAN_OPTIONS=detect_leaks=1:exitcode=23 "$work/leak_control-asan" "$work/good" 2> "$work/leak_control.asan"; then
+run_asan optimize "$work/optimize-asan" "$work/policy_only" "a red fox in the snow" 8
+if ASAN_OPTIONS=detect_leaks=1:exitcode=23 "$work/leak_control-asan" "$work/policy_only" 2> "$work/leak_control.asan"; then
     fail "LeakSanitizer did not catch the deliberate leaks of tests/c/leak_control.c"
 fi
 grep -q "Direct leak" "$work/leak_control.asan" && grep -q "promptist" "$work/leak_control.asan" \

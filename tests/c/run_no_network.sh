@@ -5,25 +5,12 @@
 # trace sees such calls. Then the example runs in a new, empty network namespace (unshare -n),
 # where no connection could succeed, and must still work.
 # Usage: tests/c/run_no_network.sh   Env: ORT_DYLIB_PATH (required). Needs strace (apt-get install strace).
-set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-fail() { echo "tests/c/run_no_network.sh: FAIL: $*" >&2; exit 1; }
-[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library"
+source "$(dirname "$0")/common.sh"
 command -v strace >/dev/null || fail "strace not installed (apt-get install strace)"
-cargo build --quiet --lib --bin promptist
-bin="$root/target/debug/promptist"
-libdir="$root/target/debug"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
-"$bin" convert --checkpoint "$work/checkpoint" --out "$work/policy_only" 2>/dev/null
-cp -r "$work/policy_only" "$work/score"
-"$bin" add-score --bundle "$work/score" --tiny 2>/dev/null
-flags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
-libs=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
-cc "${flags[@]}" examples/c/optimize.c -o "$work/optimize" "${libs[@]}"
-cc "${flags[@]}" tests/c/test_score.c -o "$work/test_score" "${libs[@]}"
+tiny_policy
+tiny_score
+cc "${cflags[@]}" examples/c/optimize.c -o "$work/optimize" "${ldflags[@]}"
+cc "${cflags[@]}" tests/c/test_score.c -o "$work/test_score" "${ldflags[@]}"
 
 trace() { strace -f -qq -e trace=%network -o "$1" "${@:2}"; }
 # Positive control: the trace records a socket when one is opened.

@@ -7,24 +7,12 @@
 #   openers instead of 8, since valgrind runs one thread at a time and is some 50x slower.
 # Any wrong result, memory error or leak fails. Usage: tests/c/run_threads.sh
 # Env: ORT_DYLIB_PATH (required), PROMPTIST_C_NO_VALGRIND=1 (skip the valgrind run: quick check)
-set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-fail() { echo "tests/c/run_threads.sh: FAIL: $*" >&2; exit 1; }
-[ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ] || fail "ORT_DYLIB_PATH must name the ONNX Runtime library"
-if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then command -v valgrind >/dev/null || fail "valgrind not installed"; fi
-cargo build --quiet --lib --bin promptist
-bin="$root/target/debug/promptist"
-libdir="$root/target/debug"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-"$bin" make-tiny --out "$work/checkpoint" --seed 3 2>/dev/null
-"$bin" convert --checkpoint "$work/checkpoint" --out "$work/score" 2>/dev/null
-"$bin" add-score --bundle "$work/score" --tiny 2>/dev/null
-flags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -pthread -I"$root/include")
-libs=(-L"$libdir" -lpromptist -lm -Wl,-rpath,"$libdir")
-cc "${flags[@]}" tests/c/test_threads.c -o "$work/test_threads" "${libs[@]}"
-cc "${flags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/test_threads.c -o "$work/test_threads-asan" "${libs[@]}"
+source "$(dirname "$0")/common.sh"
+need_valgrind
+tiny_policy
+tiny_score
+cc "${cflags[@]}" -pthread tests/c/test_threads.c -o "$work/test_threads" "${ldflags[@]}"
+cc "${cflags[@]}" -pthread -fsanitize=address -fno-omit-frame-pointer tests/c/test_threads.c -o "$work/test_threads-asan" "${ldflags[@]}"
 
 "$work/test_threads" "$work/score" 16 200 8 > "$work/stdout" || fail "test_threads (native, 16 x 200)"
 [ ! -s "$work/stdout" ] || { cat "$work/stdout" >&2; fail "the library wrote to stdout"; }
@@ -36,10 +24,6 @@ ASAN_OPTIONS=detect_leaks=1:exitcode=23 "$work/test_threads-asan" "$work/score" 
 echo "tests/c/test_threads: PASS (AddressSanitizer + LeakSanitizer, 16 threads x 200 calls)"
 
 if [ -z "${PROMPTIST_C_NO_VALGRIND:-}" ]; then
-    valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
-        --error-exitcode=1 --suppressions="$root/tests/c/valgrind.supp" --log-file="$work/threads.valgrind" \
-        "$work/test_threads" "$work/score" 16 2 4 > "$work/stdout.vg" 2> "$work/vg.stderr" \
-        || { cat "$work/vg.stderr" "$work/threads.valgrind" >&2; fail "test_threads under valgrind"; }
-    grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost" "$work/threads.valgrind" | sed "s/^==[0-9]*==/[test_threads]/" >&2
+    valgrind_run test_threads "$work/test_threads" "$work/score" 16 2 4 > "$work/stdout.vg"
     echo "tests/c/test_threads: PASS (valgrind, 16 threads x 2 calls, 4 openers)"
 fi

@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
             let text = String::from_utf8_lossy(rest);
             let cut = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
             let (prompt, rewrite) = text.split_at(cut);
-            let merged = promptist::text::syntax::keep_syntax(prompt, rewrite);
+            let merged = promptist::text::syntax::keep_syntax(prompt, &promptist::text::syntax::parse(prompt).plain, rewrite);
             assert!(merged.starts_with(prompt.trim_end()), "{merged:?} lost the prompt {prompt:?}");
             let spans = |s: &str| promptist::text::syntax::parse(s).spans.into_iter().map(|x| (x.start, x.end, x.kind)).collect::<Vec<_>>();
             assert_eq!(spans(&merged), spans(prompt), "prompt {prompt:?}, rewrite {rewrite:?}");

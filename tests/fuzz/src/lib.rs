@@ -79,20 +79,10 @@ pub fn replace_file(bundle: &Path, component: &str, rel: &str, bytes: &[u8], reh
     }
     let mpath = bundle.join("promptist.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).expect("read manifest")).expect("parse manifest");
-    use sha2_shim::sha256_hex;
-    m["components"][component]["files"][rel] = serde_json::json!({ "sha256": sha256_hex(bytes), "size": bytes.len() });
+    // The library's own entry for the file just written (one definition of sha256 and size).
+    let entry = promptist::bundle::writer::file_entry(&bundle.join(rel)).expect("hash");
+    m["components"][component]["files"][rel] = serde_json::json!({ "sha256": entry.sha256, "size": entry.size });
     std::fs::write(&mpath, serde_json::to_vec(&m).expect("manifest json")).expect("write manifest");
-}
-
-mod sha2_shim {
-    /// sha256 through the library's own bundle writer (one definition of a file's entry).
-    pub fn sha256_hex(bytes: &[u8]) -> String {
-        let d = std::env::temp_dir().join(format!("promptist-fuzz-hash-{}", std::process::id()));
-        std::fs::write(&d, bytes).expect("write");
-        let e = promptist::bundle::writer::file_entry(&d).expect("hash");
-        let _ = std::fs::remove_file(&d);
-        e.sha256
-    }
 }
 
 /// Reads option values out of fuzz input; past the end it yields zeros.
