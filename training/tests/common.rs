@@ -34,3 +34,28 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The SFT tests' data: the seeded synthetic corpus (`n_targets` targets) written to
+/// `dir/corpus.jsonl`, its options (mc + mcm sources, 10 % validation, 128 tokens, errors on bad
+/// rows) and a 512-token BPE trained on its (source, target) pairs.
+pub fn synthetic_sft_data(dir: &Path, n_targets: usize, seed: u64) -> (promptist_train::data::prepare::DataOptions, promptist::text::gpt2::Gpt2Tokenizer) {
+    use promptist_train::data::{bad::BadRows, prepare::DataOptions, read::Columns, sources, OnBadRow};
+    tch::set_num_threads(1);
+    let corpus = dir.join("corpus.jsonl");
+    promptist_train::demo::corpus::write_corpus(&corpus, n_targets, seed).unwrap();
+    let opts = DataOptions {
+        files: vec![corpus],
+        columns: Columns::default(),
+        sources: sources::SourceOptions::with_kinds(seed, "mc,mcm", None).unwrap(),
+        on_bad_row: OnBadRow::Error,
+        val_fraction: 0.1,
+        max_length: 128,
+        seed,
+    };
+    let mut bad = BadRows::new(OnBadRow::Error);
+    let recs = promptist_train::data::read::read_file(&opts.files[0], &opts.columns, &mut bad).unwrap().0;
+    let pairs = sources::build_pairs(&recs, &opts.sources, &mut bad).unwrap();
+    let texts: Vec<String> = pairs.iter().flatten().map(|p| format!("{} Rephrase: {}", p.source, p.target)).collect();
+    let tok = promptist_train::demo::bpe::train_tokenizer(&texts, 512, &dir.join("tok")).unwrap();
+    (opts, tok)
+}

@@ -5,15 +5,14 @@
 //! was; a full disk (a small tmpfs) is a clear I/O error that keeps the previous checkpoint and
 //! removes the half-written one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use promptist::text::gpt2::Gpt2Tokenizer;
 use promptist_train::data::prepare::{prepare, DataOptions, Prepared};
-use promptist_train::data::read::Columns;
-use promptist_train::data::sources::SourceOptions;
-use promptist_train::data::OnBadRow;
 use promptist_train::error::TrainError;
 use promptist_train::model::Params;
 use promptist_train::sft::checkpoint::{load_state, resumable};
@@ -29,29 +28,14 @@ struct Setup {
     corpus: PathBuf,
     tokenizer_json: PathBuf,
     tok: Gpt2Tokenizer,
+    opts: DataOptions,
 }
 
 fn setup(dir: &Path) -> Setup {
-    tch::set_num_threads(1);
-    let corpus = dir.join("corpus.jsonl");
-    promptist_train::demo::corpus::write_corpus(&corpus, 60, SEED).unwrap();
-    let texts: Vec<String> = std::fs::read_to_string(&corpus).unwrap().lines().map(str::to_string).collect();
-    let tok = promptist_train::demo::bpe::train_tokenizer(&texts, 400, &dir.join("tok")).unwrap();
+    let (opts, tok) = common::synthetic_sft_data(dir, 60, SEED);
     let tokenizer_json = dir.join("tokenizer.json");
     std::fs::write(&tokenizer_json, tok.to_json().unwrap()).unwrap();
-    Setup { corpus, tokenizer_json, tok }
-}
-
-fn data_options(s: &Setup) -> DataOptions {
-    DataOptions {
-        files: vec![s.corpus.clone()],
-        columns: Columns::default(),
-        sources: SourceOptions::with_kinds(SEED, "mc,mcm", None).unwrap(),
-        on_bad_row: OnBadRow::Error,
-        val_fraction: 0.1,
-        max_length: 128,
-        seed: SEED,
-    }
+    Setup { corpus: opts.files[0].clone(), tokenizer_json, tok, opts }
 }
 
 /// `promptist-train train` on the test corpus: a 2-layer model, a checkpoint after every step.
@@ -198,7 +182,7 @@ fn model_and_data(s: &Setup) -> (Params, Prepared) {
     let mut cfg = promptist::export::gpt2_config::Gpt2Config::tiny();
     cfg.vocab_size = s.tok.vocab_size();
     cfg.n_positions = Some(128);
-    let data = prepare(&data_options(s), &s.tok).unwrap();
+    let data = prepare(&s.opts, &s.tok).unwrap();
     (Params::random(&cfg, SEED, Device::Cpu).unwrap(), data)
 }
 

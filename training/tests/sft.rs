@@ -2,15 +2,13 @@
 //! fixed number of steps with a fixed seed, and a run resumed from its `last/` checkpoint continues
 //! the same loss curve bit for bit (one libtorch thread).
 
+mod common;
+
 use std::path::Path;
 
 use promptist::export::gpt2_config::Gpt2Config;
 use promptist::text::gpt2::Gpt2Tokenizer;
-use promptist_train::data::bad::BadRows;
-use promptist_train::data::prepare::{prepare, DataOptions, Prepared};
-use promptist_train::data::read::Columns;
-use promptist_train::data::sources::{build_pairs, SourceOptions};
-use promptist_train::data::OnBadRow;
+use promptist_train::data::prepare::{prepare, Prepared};
 use promptist_train::model::Params;
 use promptist_train::sft::checkpoint::load_state;
 use promptist_train::sft::optim::{AdamW, AdamWConfig};
@@ -21,23 +19,7 @@ const SEED: u64 = 1;
 const STEPS: u64 = 200;
 
 fn setup(dir: &Path, n_targets: usize) -> (Gpt2Config, Gpt2Tokenizer, Prepared) {
-    tch::set_num_threads(1);
-    let corpus = dir.join("corpus.jsonl");
-    promptist_train::demo::corpus::write_corpus(&corpus, n_targets, SEED).unwrap();
-    let opts = DataOptions {
-        files: vec![corpus],
-        columns: Columns::default(),
-        sources: SourceOptions::with_kinds(SEED, "mc,mcm", None).unwrap(),
-        on_bad_row: OnBadRow::Error,
-        val_fraction: 0.1,
-        max_length: 128,
-        seed: SEED,
-    };
-    let mut bad = BadRows::new(OnBadRow::Error);
-    let recs = promptist_train::data::read::read_file(&opts.files[0], &opts.columns, &mut bad).unwrap().0;
-    let pairs = build_pairs(&recs, &opts.sources, &mut bad).unwrap();
-    let texts: Vec<String> = pairs.iter().flatten().map(|p| format!("{} Rephrase: {}", p.source, p.target)).collect();
-    let tok = promptist_train::demo::bpe::train_tokenizer(&texts, 512, &dir.join("tok")).unwrap();
+    let (opts, tok) = common::synthetic_sft_data(dir, n_targets, SEED);
     let mut cfg = Gpt2Config::tiny();
     cfg.vocab_size = tok.vocab_size();
     cfg.n_positions = Some(128);
